@@ -1,0 +1,27 @@
+# `make lab` opens the course in JupyterLab; `make test` runs the whole test suite.
+# Both create the virtual environment .venv on first use: a machine needs only Python >= 3.10 and make.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install lab test notebooks benchmark
+
+install: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	@touch $@
+
+lab: $(INSTALLED)
+	$(BIN)/jupyter lab notebooks/
+
+test: $(INSTALLED)
+	COURSE_PROFILE=smoke $(BIN)/python -m pytest
+
+notebooks: $(INSTALLED)
+	$(BIN)/python tools/build_notebooks.py
+
+benchmark: $(INSTALLED)
+	$(BIN)/python benchmarks/trainer_vs_loop.py
