@@ -1,0 +1,95 @@
+"""Learner notebooks, badges, install lines and the README syllabus are generated and current."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("build_notebooks", ROOT / "tools/build_notebooks.py")
+build_notebooks = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(build_notebooks)
+
+
+def test_generated_files_are_up_to_date():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools/build_notebooks.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_solutions_and_notebooks_have_the_same_names():
+    solutions = sorted(p.name for p in (ROOT / "solutions").glob("*.ipynb"))
+    notebooks = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
+    assert solutions and solutions == notebooks
+
+
+def test_stub_replaces_solution_blocks_at_their_indent():
+    source = (
+        "def f(x):\n    '\'\'doc'\'\'\n"
+        "    # BEGIN SOLUTION\n    y = x + 1\n    return y\n    # END SOLUTION\n"
+    )
+    stubbed = build_notebooks._stub(
+        source, "# BEGIN SOLUTION", "# END SOLUTION", build_notebooks.CODE_STUB
+    )
+    assert stubbed == (
+        "def f(x):\n    '''doc'''\n    " + build_notebooks.CODE_STUB + "\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "# BEGIN SOLUTION\nx = 1\n",
+        "x = 1\n# END SOLUTION\n",
+        "# BEGIN SOLUTION\n# BEGIN SOLUTION\n",
+    ],
+)
+def test_unbalanced_markers_are_an_error(source):
+    with pytest.raises(ValueError, match="SOLUTION"):
+        build_notebooks._stub(source, "# BEGIN SOLUTION", "# END SOLUTION", "stub")
+
+
+def test_badges_and_install_lines_come_from_pyproject():
+    url = build_notebooks.repository_url()
+    assert url.startswith("https://github.com/")
+    for folder in ("solutions", "notebooks"):
+        for path in sorted((ROOT / folder).glob("*.ipynb")):
+            nb = nbformat.read(path, as_version=4)
+            header = nb.cells[0].source
+            assert build_notebooks.colab_badge(url, folder, path.name) in header, path
+            setup = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+            assert build_notebooks.install_line(url) in setup, path
+
+
+def test_notebooks_follow_the_template():
+    for path in sorted((ROOT / "solutions").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        headings = [
+            line
+            for cell in nb.cells
+            if cell.cell_type == "markdown"
+            for line in cell.source.split("\n")
+            if line.startswith("## ")
+        ]
+        assert headings[0] == "## Setup", path
+        assert any(h.startswith("## Exercises") for h in headings), path
+        assert headings[-1].startswith("## Key takeaways"), path
+        for cell in nb.cells:
+            assert cell.get("outputs", []) == [] and cell.get("execution_count") is None, path
+
+
+def test_learner_notebooks_contain_no_solution_and_solutions_contain_exercises():
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        text = path.read_text()
+        assert "BEGIN SOLUTION" not in text, path
+    for name in ("01", "02"):
+        (path,) = (ROOT / "solutions").glob(f"{name}_*.ipynb")
+        nb = nbformat.read(path, as_version=4)
+        checks = [c for c in nb.cells if c.cell_type == "code" and "check.exercise(" in c.source]
+        assert len(checks) >= 2, f"{path} needs at least two checked exercises"
