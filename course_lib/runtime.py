@@ -34,17 +34,17 @@ class Profile:
     device: torch.device
 
     def pick(self, *, smoke: T, cpu: T, gpu: T) -> T:
-        """Return the value for this profile, e.g. ``steps = profile.pick(smoke=20, cpu=3000, gpu=20000)``."""
+        """The value for this profile: ``steps = profile.pick(smoke=20, cpu=3000, gpu=20000)``."""
         return {"smoke": smoke, "cpu": cpu, "gpu": gpu}[self.name]
 
     @property
     def amp(self) -> bool:
-        """Whether mixed precision is used: on CUDA only (CPU autocast is slower for these models)."""
+        """Whether to use mixed precision: on CUDA only (CPU autocast slows these models down)."""
         return self.device.type == "cuda"
 
 
 def get_profile_name(environ: dict[str, str] | None = None) -> str:
-    """The profile named by ``COURSE_PROFILE``; unset or empty means ``gpu`` with CUDA, else ``cpu``.
+    """The profile named by ``COURSE_PROFILE``; unset or empty: ``gpu`` with CUDA, else ``cpu``.
 
     Raises ValueError for a name that is not one of :data:`PROFILES`.
     """
@@ -160,7 +160,7 @@ def check_requirements() -> list[str]:
 
 
 def run_dir(name: str, profile: Profile) -> Path:
-    """The folder for a run's checkpoints and samples: ``$COURSE_RUNS`` (default ``runs``)/name/profile.
+    """A run's folder for checkpoints and samples: ``$COURSE_RUNS`` (or ``runs``)/name/profile.
 
     Keyed by profile so that a ``smoke`` test run never resumes from a learner's ``cpu`` run.
     """
@@ -170,7 +170,7 @@ def run_dir(name: str, profile: Profile) -> Path:
 
 
 def setup(seed: int = 0, deterministic: bool = False, verbose: bool = True) -> Profile:
-    """Seed everything, choose the device and profile, print one line about them; return the profile.
+    """Seed everything, choose device and profile, print one line about them; return the profile.
 
     The notebooks' setup cell: ``profile = runtime.setup(seed=0)``.
     """
