@@ -1,6 +1,7 @@
 # `make lab` opens the course in JupyterLab; `make test` runs the whole test suite.
 # Both create the virtual environment .venv on first use: a machine needs only Python >= 3.10 and make.
 PYTHON ?= python3
+LAB_ARGS ?=
 VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
@@ -15,7 +16,7 @@ $(INSTALLED): pyproject.toml constraints.txt
 	@touch $@
 
 lab: $(INSTALLED)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab $(LAB_ARGS) notebooks/
 
 test: $(INSTALLED)
 	COURSE_PROFILE=smoke $(BIN)/python -m pytest

@@ -445,3 +445,12 @@ def test_metrics_on_cuda(classifier, digits):
     assert feats.device.type == "cpu"
     assert torch.allclose(feats, metrics.extract_features(x[:64], classifier), atol=1e-4)
     assert metrics.class_coverage(x.cuda()).classes_covered == 10
+
+
+def test_shipped_classifier_was_trained_on_the_current_digits28():
+    from course_lib import data
+
+    meta = metrics.load_digit_classifier().meta
+    assert meta["data_version"] == data.DIGITS28_VERSION, (
+        "digits28 changed since the classifier was trained: run tools/train_digit_classifier.py"
+    )
