@@ -1,6 +1,7 @@
 """Learner notebooks, badges, install lines and the README syllabus are generated and current."""
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -77,8 +78,13 @@ def test_notebooks_follow_the_template():
             for line in cell.source.split("\n")
             if line.startswith("## ")
         ]
+        # Setup, then the numbered sections in order, then Exercises, then Key takeaways
+        numbered = [h for h in headings[1:-2] if re.match(r"## \d+\. ", h)]
         assert headings[0] == "## Setup", path
-        assert any(h.startswith("## Exercises") for h in headings), path
+        assert numbered == headings[1:-2], f"{path}: {headings}"
+        numbers = [h.split(".")[0] for h in numbered]
+        assert numbers == [f"## {i}" for i in range(1, len(numbered) + 1)], path
+        assert headings[-2] == "## Exercises", path
         assert headings[-1].startswith("## Key takeaways"), path
         for cell in nb.cells:
             assert cell.get("outputs", []) == [] and cell.get("execution_count") is None, path
