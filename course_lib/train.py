@@ -173,9 +173,9 @@ def load_checkpoint(
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for damaged files; all mean the same here
-        cause = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
+        # torch's own text (chained below) is long and about pickling; the type is enough here
         raise CheckpointError(
-            f"checkpoint {path} is corrupt or truncated ({type(exc).__name__}: {cause}); "
+            f"checkpoint {path} is corrupt or truncated ({type(exc).__name__}); "
             "delete it and train again, or restore an intact copy."
         ) from exc
     if not isinstance(state, dict):
