@@ -8,7 +8,8 @@
    and markdown between ``<!-- BEGIN SOLUTION -->`` and ``<!-- END SOLUTION -->`` replaced by a
    prompt;
 3. regenerates the syllabus table in README.md between ``<!-- syllabus:start -->`` and
-   ``<!-- syllabus:end -->`` from each notebook's title line and time estimate.
+   ``<!-- syllabus:end -->`` from each notebook's title line and time estimate, and the README's
+   ``git clone`` line from the repository URL.
 
 Usage: ``python tools/build_notebooks.py`` writes everything; ``--check`` writes nothing and exits 1
 listing the files that are out of date (the test suite runs this).
@@ -31,6 +32,7 @@ TITLE_RE = re.compile(r"^# (\d\d) · (.+)$")
 TIMES_RE = re.compile(r"cpu ≈ ([^,·]+?), gpu ≈ ([^,·\n]+?)\s*(?:·|$)", re.MULTILINE)
 CODE_STUB = 'raise NotImplementedError("Exercise: replace this line with your solution.")'
 MARKDOWN_STUB = "*Your answer here.*"
+CLONE_RE = re.compile(r"git clone \S+ && cd \S+")
 SYLLABUS_START, SYLLABUS_END = "<!-- syllabus:start -->", "<!-- syllabus:end -->"
 KEPT_NOTEBOOK_METADATA = ("kernelspec", "language_info", "colab", "accelerator")
 
@@ -142,7 +144,9 @@ def build(root: Path = ROOT) -> dict[Path, str]:
     table = "\n".join(
         ["| # | Notebook | cpu | gpu | Colab | |", "|---|---|---|---|---|---|", *rows]
     )
-    outputs[readme_path] = f"{head}{SYLLABUS_START}\n{table}\n{SYLLABUS_END}{tail}"
+    readme = f"{head}{SYLLABUS_START}\n{table}\n{SYLLABUS_END}{tail}"
+    clone = f"git clone {repo_url} && cd {repo_url.rsplit('/', 1)[-1]}"
+    outputs[readme_path] = CLONE_RE.sub(clone, readme)
     return outputs
 
 
