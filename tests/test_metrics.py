@@ -454,3 +454,21 @@ def test_shipped_classifier_was_trained_on_the_current_digits28():
     assert meta["data_version"] == data.DIGITS28_VERSION, (
         "digits28 changed since the classifier was trained: run tools/train_digit_classifier.py"
     )
+
+
+def test_the_training_script_writes_loadable_weights(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "tools" / "train_digit_classifier.py"
+    out = tmp_path / "clf.pt"
+    result = subprocess.run(
+        [sys.executable, str(script), "--epochs", "1", "--n-train", "500", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    model = metrics.load_digit_classifier(path=out)
+    assert model.meta["n_train"] == 500 and 0.0 <= model.meta["test_accuracy"] <= 1.0
