@@ -6,6 +6,8 @@ every discriminator maps samples to logits of shape (N,) (no sigmoid: the losses
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
@@ -72,6 +74,21 @@ def dcgan_init_(module: nn.Module, generator: torch.Generator | None = None) -> 
                 nn.init.zeros_(m.bias)
 
 
+def _mlp(
+    in_dim: int, hidden: int, depth: int, out_dim: int, activation: Callable[[], nn.Module]
+) -> nn.Sequential:
+    """``depth`` hidden layers Linear(hidden) -> activation(), then a linear output layer."""
+    _check_int("hidden", hidden)
+    _check_int("depth", depth)
+    layers: list[nn.Module] = []
+    width = in_dim
+    for _ in range(depth):
+        layers += [nn.Linear(width, hidden), activation()]
+        width = hidden
+    layers.append(nn.Linear(width, out_dim))
+    return nn.Sequential(*layers)
+
+
 class MLPGenerator(nn.Module):
     """MLP generator for 2-D toy data: ``depth`` hidden layers Linear -> ReLU, then a linear output.
 
@@ -84,15 +101,7 @@ class MLPGenerator(nn.Module):
         super().__init__()
         self.latent_dim = _check_int("latent_dim", latent_dim)
         self.out_dim = _check_int("out_dim", out_dim)
-        _check_int("hidden", hidden)
-        _check_int("depth", depth)
-        layers: list[nn.Module] = []
-        width = latent_dim
-        for _ in range(depth):
-            layers += [nn.Linear(width, hidden), nn.ReLU()]
-            width = hidden
-        layers.append(nn.Linear(width, out_dim))
-        self.net = nn.Sequential(*layers)
+        self.net = _mlp(latent_dim, hidden, depth, out_dim, nn.ReLU)
 
     def forward(self, z: Tensor) -> Tensor:
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
@@ -114,15 +123,7 @@ class MLPDiscriminator(nn.Module):
     def __init__(self, in_dim: int = 2, hidden: int = 128, depth: int = 3):
         super().__init__()
         self.in_dim = _check_int("in_dim", in_dim)
-        _check_int("hidden", hidden)
-        _check_int("depth", depth)
-        layers: list[nn.Module] = []
-        width = in_dim
-        for _ in range(depth):
-            layers += [nn.Linear(width, hidden), nn.LeakyReLU(0.2)]
-            width = hidden
-        layers.append(nn.Linear(width, 1))
-        self.net = nn.Sequential(*layers)
+        self.net = _mlp(in_dim, hidden, depth, 1, lambda: nn.LeakyReLU(0.2))
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 2 or x.shape[1] != self.in_dim:
