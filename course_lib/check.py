@@ -135,6 +135,9 @@ EXERCISES: dict[str, Exercise] = {
         cases=lambda: [(28, 1), (32, 1), (32, 3), (64, 3)],
         evaluate=_module_signature,
     ),
+    # Part II: losses, gradients, tricks, bugs clinic (03-06)
+    # Part III: metrics, monitoring, hyperparameter search (07-09)
+    # Part IV: VAEs (10-11)
 }
 
 

@@ -18,6 +18,21 @@ DCGAN_CHANNELS = (1, 3)
 """Channel counts the DCGAN models support: grey-scale or RGB."""
 
 
+DISCRIMINATOR_NORMS = ("batch", "layer", "instance", "none")
+"""Normalizations :class:`DCGANDiscriminator` supports in its hidden layers."""
+
+
+def _norm_layer(norm: str, channels: int) -> list[nn.Module]:
+    """The normalization layer named ``norm`` for ``channels`` feature maps ([] for "none")."""
+    if norm == "batch":
+        return [nn.BatchNorm2d(channels)]
+    if norm == "layer":  # per example over (C, H, W), with a per-channel affine
+        return [nn.GroupNorm(1, channels)]
+    if norm == "instance":
+        return [nn.InstanceNorm2d(channels, affine=True)]
+    return []
+
+
 def _check_int(name: str, value: object, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}.")
@@ -191,14 +206,26 @@ class DCGANDiscriminator(nn.Module):
     connected hidden layers (the last layer is a convolution over the whole final feature map).
     Layout mirrors :class:`DCGANGenerator`: (C, 64, 64) -> (w, 32, 32) -> (2w, 16, 16)
     -> (4w, 8, 8) -> (8w, 4, 4) -> (1, 1, 1) for 64 pixels; 28 -> 14 -> 7 -> 1 for 28.
+    ``norm`` replaces the hidden layers' BatchNorm: "batch" (DCGAN, the default), "layer"
+    (GroupNorm with one group: normalizes each example on its own, the choice of Gulrajani et al.
+    2017, arXiv:1704.00028, Section 4, for a WGAN-GP critic, whose per-example gradient penalty
+    BatchNorm invalidates), "instance" (InstanceNorm with learned scale), or "none".
     Init: :func:`dcgan_init_`. Shapes: x (N, C, S, S) -> logits (N,).
     """
 
-    def __init__(self, image_size: int = 28, channels: int = 1, width: int = 64):
+    def __init__(
+        self, image_size: int = 28, channels: int = 1, width: int = 64, norm: str = "batch"
+    ):
         super().__init__()
         self.image_size = _check_choice("image_size", image_size, DCGAN_IMAGE_SIZES)
         self.channels = _check_choice("channels", channels, DCGAN_CHANNELS)
         self.width = _check_int("width", width)
+        if norm not in DISCRIMINATOR_NORMS:
+            raise ValueError(
+                f"norm must be one of {', '.join(map(repr, DISCRIMINATOR_NORMS))}, got {norm!r}; "
+                "use 'layer' or 'none' for a WGAN-GP critic."
+            )
+        self.norm = norm
         base, widths = _dcgan_plan(image_size, width)
         widths = widths[::-1]  # fine to coarse: w, 2w, ...
         layers: list[nn.Module] = [
@@ -207,8 +234,8 @@ class DCGANDiscriminator(nn.Module):
         ]
         for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
             layers += [
-                nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False),  # halves H and W
-                nn.BatchNorm2d(c_out),
+                nn.Conv2d(c_in, c_out, 4, 2, 1, bias=norm == "none"),  # halves H and W
+                *_norm_layer(norm, c_out),
                 nn.LeakyReLU(0.2),
             ]
         layers.append(nn.Conv2d(widths[-1], 1, base, 1, 0))  # (N, 1, 1, 1)

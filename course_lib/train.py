@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
-from course_lib import runtime
+from course_lib import runtime, tricks
 from course_lib.losses import GANLoss, get_loss
 
 CHECKPOINT_FORMAT = "course_lib.GANTrainer"
@@ -38,6 +38,9 @@ LOSS_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
 
 Sampler = Callable[[int, torch.Generator], Tensor]
 """Toy data as a function: ``sample(n, generator) -> Tensor (n, ...)``."""
+
+Augment = Callable[[Tensor, int], Tensor]
+"""What D sees: ``augment(x, step) -> x'``, e.g. :class:`course_lib.tricks.DiffAugment`."""
 
 
 class NonFiniteLossError(RuntimeError):
@@ -262,6 +265,13 @@ class GANTrainer:
     :func:`course_lib.runtime.choose_device`; the models are moved there. ``amp`` None means on
     for CUDA (bf16 autocast where supported, else fp16 with a GradScaler) and off elsewhere.
     ``seed`` fixes the trainer's random streams (z, data order); it does not re-initialize G or D.
+
+    Stabilization options (see :mod:`course_lib.tricks`): ``augment(x, step)`` transforms every
+    input of D, real and fake, in both players' steps (DiffAugment, instance noise);
+    ``ema_decay`` keeps an exponential moving average of G in :attr:`G_ema`
+    (``generate(..., ema=True)`` samples from it); ``grad_clip`` rescales each player's
+    gradient to a global L2 norm of at most this value before its optimizer step
+    (Pascanu et al. 2013, arXiv:1211.5063, Algorithm 2).
     """
 
     def __init__(
@@ -277,6 +287,9 @@ class GANTrainer:
         device: str | torch.device | None = None,
         amp: bool | None = None,
         seed: int = 0,
+        augment: Augment | None = None,
+        ema_decay: float | None = None,
+        grad_clip: float | None = None,
     ):
         if not isinstance(G, nn.Module) or not isinstance(D, nn.Module):
             raise ValueError("G and D must be torch.nn.Module instances, e.g. DCGANGenerator().")
@@ -299,6 +312,18 @@ class GANTrainer:
             )
         self.n_critic = _check_int("n_critic", n_critic, 1)
         self.seed = _check_int("seed", seed, 0)
+        if augment is not None and not callable(augment):
+            raise ValueError(
+                f"augment must be a function augment(x, step) -> x, got {type(augment).__name__}."
+            )
+        self.augment = augment
+        if grad_clip is not None and (
+            isinstance(grad_clip, bool)
+            or not isinstance(grad_clip, int | float)
+            or not 0 < grad_clip < math.inf
+        ):
+            raise ValueError(f"grad_clip must be None or a finite number > 0, got {grad_clip!r}.")
+        self.grad_clip = None if grad_clip is None else float(grad_clip)
         self.loss = get_loss(loss)
         self.lr_g, self.lr_d = float(lr_g), float(lr_d)
         self.betas = (float(betas[0]), float(betas[1]))
@@ -323,10 +348,13 @@ class GANTrainer:
             self.scaler = None if bf16 else torch.amp.GradScaler("cuda")
 
         self.G, self.D = G.to(self.device), D.to(self.device)
+        self.ema_decay = None if ema_decay is None else float(ema_decay)
+        self.G_ema = None if ema_decay is None else tricks.ema_generator(self.G, ema_decay)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=self.lr_g, betas=self.betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=self.lr_d, betas=self.betas)
         self.step = 0
         self.history = History()
+        self.stop_reason: str | None = None
         # Separate streams: z for training, z for sample_z/generate (so evaluating does not
         # change training), and the data stream of a sampler function.
         self._z_gen = torch.Generator(self.device).manual_seed(_derive_seed(seed, "z"))
@@ -349,11 +377,23 @@ class GANTrainer:
         opt.zero_grad(set_to_none=True)
         if self.scaler is None:
             loss.backward()
+            self._clip(opt)
             opt.step()
         else:  # fp16: scale the loss so small gradients survive, skip steps with inf grads
             self.scaler.scale(loss).backward()
+            if self.grad_clip is not None:
+                self.scaler.unscale_(opt)  # clip the true gradient, not the scaled one
+            self._clip(opt)
             self.scaler.step(opt)
             self.scaler.update()
+
+    def _clip(self, opt: torch.optim.Optimizer) -> None:
+        if self.grad_clip is not None:
+            params = [p for group in opt.param_groups for p in group["params"]]
+            nn.utils.clip_grad_norm_(params, self.grad_clip, foreach=True)
+
+    def _d_input(self, x: Tensor) -> Tensor:
+        return x if self.augment is None else self.augment(x, self.step)
 
     def _update(self, reals: Sequence[Tensor]) -> Tensor:
         """n_critic D steps, one G step; returns a device tensor of :data:`LOSS_KEYS` (no sync)."""
@@ -369,11 +409,12 @@ class GANTrainer:
                     x_fake = G(z)
                 # D step with G fixed (the fake is detached): minimize loss.d_loss, for BCE
                 # the ascent on log D(x) + log(1 - D(G(z))).
-                logits_real = D(x_real)
-                logits_fake = D(x_fake.detach())
+                x_real_d, x_fake_d = self._d_input(x_real), self._d_input(x_fake.detach())
+                logits_real = D(x_real_d)
+                logits_fake = D(x_fake_d)
                 d_loss = loss.d_loss(logits_real, logits_fake)
                 if loss.d_penalty is not None:
-                    d_loss = d_loss + loss.d_penalty(D, x_real, x_fake.detach())
+                    d_loss = d_loss + loss.d_penalty(D, x_real_d, x_fake_d)
             self._optimize(d_loss, self.opt_d)
             if loss.after_d_step is not None:
                 with torch.no_grad():
@@ -386,11 +427,13 @@ class GANTrainer:
             p.requires_grad_(False)
         try:
             with self._autocast():
-                g_loss = loss.g_loss(D(x_fake))
+                g_loss = loss.g_loss(D(self._d_input(x_fake)))
             self._optimize(g_loss, self.opt_g)
         finally:
             for p in d_params:
                 p.requires_grad_(True)
+        if self.G_ema is not None:
+            self.G_ema.update_parameters(self.G)
         return torch.stack(
             [
                 d_loss.detach(),
@@ -435,21 +478,33 @@ class GANTrainer:
         return z.to(self.device)
 
     @torch.no_grad()
-    def generate(self, n: int | None = None, z: Tensor | None = None) -> Tensor:
+    def generate(self, n: int | None = None, z: Tensor | None = None, ema: bool = False) -> Tensor:
         """G(z) for a given ``z`` or ``n`` fresh draws of :meth:`sample_z`, on the trainer's device.
 
-        Runs G in eval mode (BatchNorm uses its running statistics) without gradients, then
-        restores G's previous mode.
+        Runs G (or, with ``ema=True``, the moving average :attr:`G_ema`) in eval mode (BatchNorm
+        uses its running statistics) without gradients, then restores its previous mode.
         """
         if (n is None) == (z is None):
             raise ValueError("pass exactly one of n (a number of samples) or z (a latent batch).")
+        if ema and self.G_ema is None:
+            raise ValueError("ema=True needs a trainer built with ema_decay, e.g. 0.999.")
+        G = self.G_ema.module if ema else self.G  # type: ignore[union-attr]
         z = self.sample_z(n) if z is None else z.to(self.device)
-        was_training = self.G.training
-        self.G.eval()
+        was_training = G.training
+        G.eval()
         try:
-            return self.G(z)
+            return G(z)
         finally:
-            self.G.train(was_training)
+            G.train(was_training)
+
+    def request_stop(self, reason: str) -> None:
+        """Ask :meth:`fit` to stop after the current step (for callbacks such as early stopping).
+
+        fit finishes the step's history row and callbacks, writes a checkpoint if it has a
+        ``checkpoint_path``, prints ``stopped at step k: <reason>`` and returns; the reason is
+        kept in :attr:`stop_reason` until the next fit.
+        """
+        self.stop_reason = str(reason)
 
     # ---------------------------------------------------------------------------- fit
 
@@ -579,6 +634,7 @@ class GANTrainer:
         self.D.train()
         self._acc.zero_()
         self._acc_n = 0
+        self.stop_reason = None
         bar = tqdm(total=steps, initial=min(self.step, steps), disable=not progress, desc="train")
         try:
             while self.step < steps:
@@ -601,10 +657,14 @@ class GANTrainer:
                     bar.set_postfix(
                         d_loss=f"{row['d_loss']:.3f}", g_loss=f"{row['g_loss']:.3f}", refresh=False
                     )
-                    if save:
-                        self.save(path)  # type: ignore[arg-type]
+                    if path is not None and (save or self.stop_reason is not None):
+                        self.save(path)
+                if self.stop_reason is not None:
+                    break
         finally:
             bar.close()
+        if self.stop_reason is not None:
+            print(f"stopped at step {self.step}: {self.stop_reason}")
         return self.history
 
     def _loss_row(self) -> dict[str, float]:
@@ -650,6 +710,9 @@ class GANTrainer:
             "n_critic": self.n_critic,
             "seed": self.seed,
             "latent_dim": self.G.latent_dim,
+            "augment": None if self.augment is None else repr(self.augment),
+            "ema_decay": self.ema_decay,
+            "grad_clip": self.grad_clip,
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -663,6 +726,7 @@ class GANTrainer:
             "fit": self._fit_spec,
             "G": self.G.state_dict(),
             "D": self.D.state_dict(),
+            "G_ema": None if self.G_ema is None else self.G_ema.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "scaler": None if self.scaler is None else self.scaler.state_dict(),
@@ -700,12 +764,17 @@ class GANTrainer:
                 f"{source} was written with other settings: {', '.join(diffs)}; create the trainer "
                 "with the checkpoint's settings, or use a new checkpoint_path."
             )
-        for name, module in (("G", self.G), ("D", self.D)):
-            _check_module_state(name, module, state[name], source)
+        modules = [("G", self.G), ("D", self.D)]
+        if self.G_ema is not None:
+            modules.append(("G_ema", self.G_ema))
+        for name, module in modules:
+            _check_module_state(name, module, state.get(name), source)
 
         try:
             self.G.load_state_dict(state["G"])
             self.D.load_state_dict(state["D"])
+            if self.G_ema is not None:
+                self.G_ema.load_state_dict(state["G_ema"])
             self.opt_g.load_state_dict(state["opt_g"])
             self.opt_d.load_state_dict(state["opt_d"])
             if self.scaler is not None and state.get("scaler"):

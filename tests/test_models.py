@@ -172,3 +172,25 @@ def test_models_run_on_cuda():
     D = DCGANDiscriminator(image_size=32, channels=3, width=4).cuda()
     logits = D(G(torch.randn(3, 8, device="cuda")))
     assert logits.shape == (3,) and logits.device.type == "cuda"
+
+
+@pytest.mark.parametrize("norm", ["layer", "instance", "none"])
+def test_discriminator_norms_other_than_batch_treat_each_example_alone(norm):
+    torch.manual_seed(0)
+    D = DCGANDiscriminator(image_size=28, channels=1, width=8, norm=norm).train()
+    x = torch.randn(6, 1, 28, 28)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in D.modules())
+    # a per-example gradient penalty needs D(x_i) to depend on x_i only
+    assert torch.allclose(D(x)[:3], D(x[:3]), atol=1e-6)
+
+
+def test_batch_norm_discriminator_mixes_examples_in_training_mode():
+    torch.manual_seed(0)
+    D = DCGANDiscriminator(image_size=28, channels=1, width=8).train()
+    x = torch.randn(6, 1, 28, 28)
+    assert D.norm == "batch" and not torch.allclose(D(x)[:3], D(x[:3]), atol=1e-4)
+
+
+def test_unknown_discriminator_norm_is_a_clear_error():
+    with pytest.raises(ValueError, match="norm must be one of"):
+        DCGANDiscriminator(norm="spectral")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import train
+from course_lib import train, tricks
 from course_lib.losses import GANLoss, d_loss_bce, g_loss_nonsaturating
 from course_lib.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
 from course_lib.train import (
@@ -58,6 +58,8 @@ def ring(n: int, generator: torch.Generator) -> torch.Tensor:
 def weights(trainer: GANTrainer) -> dict[str, torch.Tensor]:
     out = {f"G.{k}": v for k, v in trainer.G.state_dict().items()}
     out.update({f"D.{k}": v for k, v in trainer.D.state_dict().items()})
+    if trainer.G_ema is not None:
+        out.update({f"G_ema.{k}": v for k, v in trainer.G_ema.state_dict().items()})
     for name, opt in (("opt_g", trainer.opt_g), ("opt_d", trainer.opt_d)):
         for i, state in opt.state_dict()["state"].items():
             out.update({f"{name}.{i}.{k}": v for k, v in state.items()})
@@ -263,8 +265,14 @@ def test_sampling_does_not_change_training():
         (dcgan_trainer, images(), {}),
         (mlp_trainer, ring, {}),
         (mlp_trainer, ring, {"n_critic": 2}),
+        (
+            dcgan_trainer,
+            images(),
+            {"augment": tricks.DiffAugment(), "ema_decay": 0.9, "grad_clip": 0.5},
+        ),
+        (mlp_trainer, ring, {"augment": tricks.InstanceNoise(0.1, 40)}),
     ],
-    ids=["dcgan", "mlp", "mlp-n_critic-2"],
+    ids=["dcgan", "mlp", "mlp-n_critic-2", "dcgan-tricks", "mlp-instance-noise"],
 )
 def test_resume_is_bit_exact(tmp_path, capsys, make, data, kwargs):
     path = tmp_path / "run.pt"
@@ -281,7 +289,8 @@ def test_resume_is_bit_exact(tmp_path, capsys, make, data, kwargs):
     assert f"resumed from {path} at step 30" in capsys.readouterr().out
     assert second.step == 60
     assert_identical(reference, second)
-    assert torch.equal(torch.get_rng_state(), rng_at_checkpoint)  # restored, then unused
+    if "augment" not in kwargs:  # augmentations draw from the global RNG, restored with it
+        assert torch.equal(torch.get_rng_state(), rng_at_checkpoint)  # restored, then unused
     assert history["step"][0] == 1 and history["step"][-1] == 60  # the history carried over
     assert load_checkpoint(path)["step"] == 60  # the final checkpoint
 
@@ -462,7 +471,11 @@ def test_nan_without_checkpoint_says_so():
         ({"n_critic": 0}, "n_critic"),
         ({"seed": -1}, "seed"),
         ({"amp": True}, "amp=True needs a CUDA device"),
-        ({"loss": "wgan"}, "unknown loss"),
+        ({"loss": "no-such-loss"}, "unknown loss"),
+        ({"grad_clip": 0.0}, "grad_clip"),
+        ({"grad_clip": math.inf}, "grad_clip"),
+        ({"ema_decay": 1.0}, "decay"),
+        ({"augment": "diffaugment"}, "augment must be a function"),
     ],
 )
 def test_bad_hyperparameters(kwargs, match):
@@ -540,3 +553,60 @@ def test_history_columns_round_trip_and_html():
         history["g_loss"]
     with pytest.raises(ValueError, match="step"):
         history.append({"d_loss": 1.0})
+
+
+# ------------------------------------------------------------------- stabilization options
+
+
+def test_augment_sees_every_input_of_d_in_both_steps():
+    calls = []
+
+    def augment(x, step):
+        calls.append((step, x.requires_grad))
+        return x
+
+    trainer = mlp_trainer(augment=augment, n_critic=2)
+    trainer.fit(ring, steps=2, batch_size=4, progress=False)
+    # per step: (real, fake) for each of 2 D updates, then the fake of the G update with a graph
+    assert [s for s, _ in calls] == [0] * 5 + [1] * 5
+    assert [g for _, g in calls[:5]] == [False, False, False, False, True]
+
+
+def test_grad_clip_bounds_each_players_gradient_norm():
+    trainer = dcgan_trainer(grad_clip=1e-3, lr_d=1.0)
+    trainer.train_step(images(8))
+    norms = tricks.GradNorms(every=1, per_layer=False)(trainer)
+    assert norms["grad_norm/D"] == pytest.approx(1e-3, rel=1e-3)
+    assert norms["grad_norm/G"] <= 1e-3 * (1 + 1e-3)
+
+
+def test_ema_generator_is_trained_saved_and_sampled():
+    trainer = dcgan_trainer(ema_decay=0.5)
+    trainer.fit(images(), steps=3, batch_size=8, progress=False)
+    z = trainer.sample_z(4)
+    raw, ema = trainer.generate(z=z), trainer.generate(z=z, ema=True)
+    assert raw.shape == ema.shape and not torch.equal(raw, ema)
+    assert trainer.hparams()["ema_decay"] == 0.5
+    with pytest.raises(ValueError, match="ema_decay"):
+        dcgan_trainer().generate(n=2, ema=True)
+
+
+def test_request_stop_ends_fit_after_that_step_and_checkpoints(tmp_path, capsys):
+    class StopAt:
+        every = 1
+
+        def __call__(self, trainer):
+            if trainer.step == 3:
+                trainer.request_stop("no progress")
+            return {"called": float(trainer.step)}
+
+    path = tmp_path / "stopped.pt"
+    trainer = mlp_trainer()
+    history = trainer.fit(
+        ring, steps=10, batch_size=4, callbacks=[StopAt()], checkpoint_path=path, progress=False
+    )
+    assert trainer.step == 3 and history["step"][-1] == 3 and trainer.stop_reason == "no progress"
+    assert "stopped at step 3: no progress" in capsys.readouterr().out
+    assert load_checkpoint(path)["step"] == 3
+    trainer.fit(ring, steps=5, batch_size=4, progress=False)  # a new fit clears the request
+    assert trainer.step == 5 and trainer.stop_reason is None

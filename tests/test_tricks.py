@@ -1,0 +1,245 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_lib import losses, tricks
+from course_lib.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
+from course_lib.train import GANTrainer
+
+# ----------------------------------------------------------------------------- initialization
+
+
+def weight_layers(module):
+    return [m for m in module.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
+
+
+@pytest.mark.parametrize("scheme", tricks.INIT_SCHEMES)
+def test_init_schemes_set_the_variance_they_promise(scheme):
+    torch.manual_seed(0)
+    D = DCGANDiscriminator(image_size=32, channels=3, width=32, norm="none")
+    tricks.init_weights_(D, scheme, generator=torch.Generator().manual_seed(1))
+    for m in weight_layers(D):
+        w = m.weight
+        fan_out, fan_in = w.shape[0] * w[0, 0].numel(), w.shape[1] * w[0, 0].numel()
+        expected = {
+            "dcgan": 0.02,
+            "xavier": math.sqrt(2.0 / (fan_in + fan_out)),  # U(-a, a) has std a / sqrt(3)
+            "kaiming": math.sqrt(2.0 / fan_in),
+            "orthogonal": 1.0 / math.sqrt(max(fan_in, w.shape[0])),
+            "default": 1.0
+            / math.sqrt(3 * fan_in),  # kaiming_uniform(a=sqrt(5)): bound 1/sqrt(fan_in)
+        }[scheme]
+        assert w.std().item() == pytest.approx(expected, rel=0.15), (scheme, tuple(w.shape))
+        if scheme != "default":
+            assert m.bias is None or not m.bias.any()
+
+
+def test_orthogonal_init_gives_orthonormal_rows_and_a_generator_makes_it_reproducible():
+    a, b = nn.Linear(64, 16), nn.Linear(64, 16)
+    tricks.init_weights_(a, "orthogonal", generator=torch.Generator().manual_seed(3))
+    tricks.init_weights_(b, "orthogonal", generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(a.weight @ a.weight.T, torch.eye(16), atol=1e-5)
+    assert torch.equal(a.weight, b.weight)
+
+
+def test_dcgan_scheme_is_the_dcgan_init_and_norm_layers_are_reset():
+    G = DCGANGenerator(latent_dim=8, width=8)
+    with torch.no_grad():
+        for p in G.parameters():
+            p.fill_(5.0)
+    tricks.init_weights_(G, "kaiming")
+    bn = [m for m in G.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert all(torch.equal(m.weight, torch.ones_like(m.weight)) for m in bn)
+    tricks.init_weights_(G, "dcgan")
+    assert all(abs(m.weight.mean().item() - 1) < 0.05 and m.weight.std() > 0 for m in bn)
+
+
+def test_unknown_init_scheme_is_a_clear_error():
+    with pytest.raises(ValueError, match="scheme must be one of"):
+        tricks.init_weights_(nn.Linear(2, 2), "he")
+
+
+# ------------------------------------------------------------------------------ spectral norm
+
+
+def largest_singular_value(m: nn.Module) -> float:
+    w = m.weight  # the normalized weight, through the parametrization
+    if isinstance(m, nn.ConvTranspose2d):
+        w = w.transpose(0, 1)
+    return torch.linalg.matrix_norm(w.flatten(1), ord=2).item()
+
+
+def test_spectral_norm_makes_every_layer_1_lipschitz():
+    torch.manual_seed(0)
+    D = tricks.spectral_norm_(DCGANDiscriminator(image_size=28, width=8, norm="none"))
+    G = tricks.spectral_norm_(DCGANGenerator(latent_dim=8, width=8))
+    x, z = torch.randn(4, 1, 28, 28), torch.randn(4, 8)
+    for _ in range(50):  # power iteration runs once per training-mode forward pass
+        D(x), G(z)
+    for m in weight_layers(D) + weight_layers(G):
+        assert largest_singular_value(m) == pytest.approx(1.0, abs=0.02)
+    with pytest.raises(ValueError, match="already parametrized"):
+        tricks.spectral_norm_(D)
+
+
+def test_spectral_norm_rejects_a_bad_iteration_count():
+    with pytest.raises(ValueError, match="n_power_iterations"):
+        tricks.spectral_norm_(nn.Linear(2, 2), n_power_iterations=0)
+
+
+# ---------------------------------------------------------------------------- label smoothing
+
+
+def test_smoothed_d_loss_is_bce_against_soft_targets():
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(16, generator=g), torch.randn(16, generator=g)
+    expected = F.binary_cross_entropy_with_logits(
+        real, torch.full_like(real, 0.9)
+    ) + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))
+    assert torch.allclose(tricks.d_loss_bce_smoothed(real, fake, 0.9), expected)
+    assert torch.allclose(
+        tricks.d_loss_bce_smoothed(real, fake, 1.0), losses.d_loss_bce(real, fake)
+    )
+
+
+def test_smoothing_moves_the_optimal_real_logit_to_logit_0_9():
+    logit = torch.tensor([math.log(0.9 / 0.1)], requires_grad=True)
+    tricks.d_loss_bce_smoothed(logit, torch.zeros(1), 0.9).backward()
+    assert abs(logit.grad.item()) < 1e-6  # stationary: D no longer pushes real logits to +inf
+
+
+def test_one_sided_label_smoothing_wraps_bce_losses_only():
+    smoothed = tricks.one_sided_label_smoothing("nonsaturating", 0.9)
+    assert smoothed.name == "nonsaturating+ls0.9"
+    assert smoothed.g_loss is losses.g_loss_nonsaturating
+    other = losses.GANLoss("mine", lambda r, f: f.mean() - r.mean(), lambda f: -f.mean())
+    with pytest.raises(ValueError, match="needs a BCE discriminator loss"):
+        tricks.one_sided_label_smoothing(other)
+    with pytest.raises(ValueError, match="real_label"):
+        tricks.one_sided_label_smoothing("nonsaturating", 1.2)
+
+
+# ------------------------------------------------------------------------ instance noise
+
+
+def test_instance_noise_anneals_linearly_to_zero():
+    noise = tricks.InstanceNoise(0.2, anneal_steps=100)
+    assert [noise.sigma_at(s) for s in (0, 50, 100, 200)] == pytest.approx([0.2, 0.1, 0.0, 0.0])
+    x = torch.zeros(20000)
+    torch.manual_seed(0)
+    assert noise(x, 50).std().item() == pytest.approx(0.1, rel=0.03)
+    assert noise(x, 100) is x
+    assert tricks.InstanceNoise(0.3).sigma_at(10**6) == 0.3  # no annealing: constant
+
+
+@pytest.mark.parametrize("kwargs", [{"sigma": -0.1}, {"anneal_steps": 0}, {"sigma": math.nan}])
+def test_instance_noise_rejects_bad_settings(kwargs):
+    with pytest.raises(ValueError):
+        tricks.InstanceNoise(**kwargs)
+
+
+# ------------------------------------------------------------------------------- DiffAugment
+
+
+def test_translation_shifts_each_image_with_zero_fill():
+    torch.manual_seed(0)
+    x = torch.arange(8 * 16 * 16, dtype=torch.float32).reshape(8, 1, 16, 16) + 1
+    out = tricks.DiffAugment("translation")(x, 0)
+    for img, src in zip(out[:, 0], x[:, 0], strict=True):
+        found = False
+        for dy in range(-2, 3):  # 0.125 * 16 = 2 pixels
+            for dx in range(-2, 3):
+                shifted = torch.zeros_like(src)
+                ys, xs = slice(max(0, -dy), 16 - max(0, dy)), slice(max(0, -dx), 16 - max(0, dx))
+                yd, xd = slice(max(0, dy), 16 - max(0, -dy)), slice(max(0, dx), 16 - max(0, -dx))
+                shifted[ys, xs] = src[yd, xd]
+                found |= torch.equal(img, shifted)
+        assert found
+
+
+def test_cutout_zeroes_one_square_of_at_most_a_quarter_of_the_image():
+    torch.manual_seed(0)
+    out = tricks.DiffAugment("cutout")(torch.ones(64, 1, 28, 28), 0)
+    zeros = (out == 0).float()
+    assert (zeros.sum(dim=(1, 2, 3)) <= 14 * 14).all() and (zeros.sum(dim=(1, 2, 3)) > 0).all()
+    rows, cols = zeros.amax(dim=(1, 3)), zeros.amax(dim=(1, 2))  # which rows / columns are cut
+    assert torch.equal(zeros.sum(dim=(1, 2, 3)), rows.sum(1) * cols.sum(1))  # a rectangle
+
+
+def test_diff_augment_is_differentiable_and_keeps_shapes():
+    x = torch.randn(4, 3, 32, 32, requires_grad=True)
+    out = tricks.DiffAugment()(x, 0)
+    assert out.shape == x.shape and not torch.equal(out, x)
+    out.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0  # G keeps its gradient
+
+
+def test_diff_augment_rejects_bad_input():
+    with pytest.raises(ValueError, match="policy"):
+        tricks.DiffAugment("flip")
+    with pytest.raises(ValueError, match="images"):
+        tricks.DiffAugment()(torch.randn(4, 2), 0)
+
+
+# --------------------------------------------------------------------------------- TTUR, EMA
+
+
+def test_ttur_returns_trainer_learning_rates():
+    assert tricks.ttur() == {"lr_g": 1e-4, "lr_d": 4e-4}
+    with pytest.raises(ValueError, match="lr_d"):
+        tricks.ttur(lr_d=0)
+
+
+def test_ema_generator_follows_the_ema_update_rule():
+    G = MLPGenerator(latent_dim=2, hidden=4, depth=1)
+    ema = tricks.ema_generator(G, decay=0.9)
+    first = [p.detach().clone() for p in G.parameters()]
+    ema.update_parameters(G)  # the first update copies G
+    with torch.no_grad():
+        for p in G.parameters():
+            p.add_(1.0)
+    ema.update_parameters(G)
+    for p_ema, p0 in zip(ema.module.parameters(), first, strict=True):
+        assert torch.allclose(p_ema, 0.9 * p0 + 0.1 * (p0 + 1.0))
+    with pytest.raises(ValueError, match="decay"):
+        tricks.ema_generator(G, decay=1.0)
+
+
+# ----------------------------------------------------------------------------- gradient norms
+
+
+def test_layer_grad_norms_match_a_hand_computation():
+    torch.manual_seed(0)
+    D = MLPDiscriminator(hidden=8, depth=2)
+    assert tricks.layer_grad_norms(D) == {}  # no gradients yet
+    D(torch.randn(5, 2)).sum().backward()
+    norms = tricks.layer_grad_norms(D)
+    assert list(norms) == ["net.0", "net.2", "net.4"]
+    layer = D.net[2]
+    expected = torch.cat([layer.weight.grad.flatten(), layer.bias.grad]).norm().item()
+    assert norms["net.2"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_spectrally_normalized_layers_keep_their_layer_name():
+    D = tricks.spectral_norm_(MLPDiscriminator(hidden=8, depth=1))
+    D(torch.randn(5, 2)).sum().backward()
+    assert list(tricks.layer_grad_norms(D)) == ["net.0", "net.2"]
+
+
+def test_grad_norms_callback_logs_totals_and_layers():
+    torch.manual_seed(0)
+    trainer = GANTrainer(
+        MLPGenerator(hidden=8, depth=1), MLPDiscriminator(hidden=8, depth=1), device="cpu"
+    )
+    trainer.train_step(torch.randn(16, 2))
+    row = tricks.GradNorms(every=1)(trainer)
+    for player in ("G", "D"):
+        layers = [v for k, v in row.items() if k.startswith(f"grad_norm/{player}/")]
+        assert len(layers) == 2
+        assert row[f"grad_norm/{player}"] == pytest.approx(math.sqrt(sum(v * v for v in layers)))
+    assert "grad_norm/G/net.0" not in tricks.GradNorms(every=1, per_layer=False)(trainer)
+    with pytest.raises(ValueError, match="every"):
+        tricks.GradNorms(every=0)
