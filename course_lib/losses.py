@@ -1,19 +1,26 @@
-"""GAN objectives, computed from discriminator logits (never from probabilities).
+"""GAN objectives, computed from the discriminator's raw outputs (logits / critic values).
 
 With D(x) = sigmoid(l(x)): log D(x) = -softplus(-l) and log(1 - D(x)) = -softplus(l). Writing the
-losses with softplus keeps them finite for confident discriminators, where log(sigmoid(l))
-underflows to log(0) = -inf. All losses are batch means (scalars).
+BCE losses with softplus keeps them finite for confident discriminators, where log(sigmoid(l))
+underflows to log(0) = -inf. The other objectives (WGAN, LSGAN, hinge) use the raw output
+directly. All losses are batch means (scalars).
 
 A :class:`GANLoss` bundles a D loss and a G loss, plus two optional hooks on the discriminator's
-step (a penalty added to its loss, a function run after its optimizer step), which is what later
-objectives need: a gradient penalty (WGAN-GP, R1) or weight clipping (WGAN).
+step: a penalty added to its loss (WGAN-GP's gradient penalty, R1) and a function run after its
+optimizer step (WGAN's weight clipping). :data:`LOSSES` holds the objectives known by name;
+:func:`wgan`, :func:`wgan_gp`, :func:`lsgan` and :func:`r1` build them with other weights.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -24,6 +31,22 @@ def _check_logits(name: str, logits: Tensor) -> None:
             f"{name} must be a non-empty float tensor of logits, got dtype {logits.dtype} and "
             f"shape {tuple(logits.shape)}; pass the discriminator's raw output (before sigmoid)."
         )
+
+
+def _fp32(x: Tensor) -> Tensor:
+    """Half-precision outputs (autocast) upcast to float32 for the loss; float64 stays float64."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def _check_number(name: str, value: object, *, positive: bool = False) -> float:
+    ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+    if not ok or (positive and value <= 0):  # type: ignore[operator]
+        kind = "a finite number > 0" if positive else "a finite number"
+        raise ValueError(f"{name} must be {kind}, got {value!r}.")
+    return float(value)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------- the original GAN (BCE)
 
 
 def d_loss_bce(logits_real: Tensor, logits_fake: Tensor) -> Tensor:
@@ -64,11 +87,193 @@ def g_loss_nonsaturating(logits_fake: Tensor) -> Tensor:
     return F.softplus(-logits_fake).mean()
 
 
+# ------------------------------------------------------------------------------------ WGAN
+
+
+def d_loss_wasserstein(critic_real: Tensor, critic_fake: Tensor) -> Tensor:
+    """WGAN critic loss: mean(critic_fake) - mean(critic_real), batch means.
+
+    The critic f maximizes E[f(x)] - E[f(G(z))], which over 1-Lipschitz f is the Wasserstein-1
+    (earth mover's) distance by the Kantorovich-Rubinstein duality; minimizing this loss is that
+    ascent, so ``-d_loss`` is the critic's estimate of the distance (up to the Lipschitz
+    constant the clipping or penalty actually enforces). It is not a log-likelihood: the critic
+    outputs unbounded scores, not logits of a probability. (WGAN does not minimize an MMD; that
+    is MMD-GAN, Li et al. 2017.)
+    Reference: Arjovsky et al. 2017, arXiv:1701.07875, eq. 3 and Algorithm 1.
+    Shapes: critic_real (N,), critic_fake (M,) (any shapes; each is averaged) -> scalar.
+    """
+    _check_logits("critic_real", critic_real)
+    _check_logits("critic_fake", critic_fake)
+    return _fp32(critic_fake).mean() - _fp32(critic_real).mean()
+
+
+def g_loss_wasserstein(critic_fake: Tensor) -> Tensor:
+    """WGAN generator loss: -mean(critic_fake); G moves its samples up the critic's slope.
+
+    Its gradient with respect to each critic value is -1/N, whatever the value: no saturation.
+    Reference: Arjovsky et al. 2017, arXiv:1701.07875, Algorithm 1 (generator update).
+    Shapes: critic_fake (N,) -> scalar (batch mean).
+    """
+    _check_logits("critic_fake", critic_fake)
+    return -_fp32(critic_fake).mean()
+
+
+def clip_weights_(module: nn.Module, clip: float = 0.01) -> None:
+    """Clamp every parameter of ``module`` to [-clip, clip], in place: WGAN's weight clipping.
+
+    A crude way to keep the critic K-Lipschitz for some K (the parameters live in a compact
+    set); Arjovsky et al. call it "a clearly terrible way to enforce a Lipschitz constraint".
+    Reference: Arjovsky et al. 2017, arXiv:1701.07875, Section 3 and Algorithm 1 (c = 0.01).
+    Returns None; runs under no_grad.
+    """
+    clip = _check_number("clip", clip, positive=True)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.clamp_(-clip, clip)
+
+
+# ---------------------------------------------------------------------------- penalties
+
+
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
+def _input_gradient(D: nn.Module, x: Tensor, what: str) -> Tensor:
+    """grad_x sum_i D(x)_i with a graph for double backprop: (N, ...) -> (N, ...).
+
+    Computed in float32 with autocast off (a float16 input gradient can underflow to 0) and
+    with grad mode on, so it works inside torch.no_grad too (e.g. to monitor a penalty).
+    """
+    if any(isinstance(m, _BATCH_NORMS) and m.training for m in D.modules()):
+        warnings.warn(
+            f"{what}: the discriminator has BatchNorm in training mode, which mixes the examples "
+            "of a batch, so per-example input gradients are wrong; use a discriminator without "
+            "BatchNorm (e.g. layer norm; Gulrajani et al. 2017, Section 4).",
+            stacklevel=3,
+        )
+    x = _fp32(x.detach()).requires_grad_(True)
+    no_autocast = (
+        torch.autocast(x.device.type, enabled=False)
+        if x.device.type in ("cuda", "cpu")
+        else contextlib.nullcontext()
+    )
+    with torch.enable_grad(), no_autocast:
+        out = D(x)
+        if out.shape not in ((x.shape[0],), (x.shape[0], 1)):
+            raise ValueError(
+                f"{what}: the discriminator must map (N, ...) to (N,) or (N, 1), got "
+                f"{tuple(out.shape)} for N = {x.shape[0]}; return one score per example."
+            )
+        (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    return grad
+
+
+def gradient_penalty(
+    critic: nn.Module, real: Tensor, fake: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
+    """WGAN-GP penalty: batch mean of (||grad_x D(x_hat)||_2 - 1)^2.
+
+    x_hat = eps * real + (1 - eps) * fake, one eps ~ U[0, 1] per example (drawn from
+    ``generator`` if given: N draws, in order); the norm runs over all non-batch dims. The critic
+    must not mix examples (no BatchNorm) or the gradients are wrong: a warning says so.
+    Computed in float32 with autocast off; fake (and real) are detached.
+    Reference: Gulrajani et al. 2017, arXiv:1704.00028, eq. 3 and Algorithm 1 (caller applies
+    lambda = 10; :func:`wgan_gp` does).
+    Shapes: critic maps (N, ...) to (N,) or (N, 1); real, fake (N, ...) -> scalar.
+    """
+    if real.shape != fake.shape or real.dim() < 2:
+        raise ValueError(
+            f"real and fake must have the same shape (N, ...), got {tuple(real.shape)} and "
+            f"{tuple(fake.shape)}; pass one fake per real example."
+        )
+    real, fake = _fp32(real.detach()), _fp32(fake.detach())
+    eps_shape = (real.shape[0],) + (1,) * (real.dim() - 1)
+    eps = torch.rand(eps_shape, generator=generator, dtype=real.dtype, device=real.device)
+    x_hat = eps * real + (1 - eps) * fake
+    grad = _input_gradient(critic, x_hat, "gradient_penalty")
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def r1_penalty(D: nn.Module, real: Tensor) -> Tensor:
+    """R1 penalty: batch mean of ||grad_x D(x)||_2^2 on real data only.
+
+    A zero-centred penalty: it pushes D's gradient to 0 on the data, so that at the equilibrium
+    D cannot keep a non-zero slope orthogonal to the data manifold. Unweighted: the objective
+    adds gamma / 2 times it (:func:`r1` does). Computed in float32 with autocast off; ``real`` is
+    detached; a warning says so if D has BatchNorm in training mode.
+    Reference: Mescheder et al. 2018, arXiv:1801.04406, eq. 9: R1 = gamma/2 E[||grad D(x)||^2].
+    Shapes: D maps (N, ...) to (N,) or (N, 1); real (N, ...) -> scalar.
+    """
+    if real.dim() < 2:
+        raise ValueError(f"real must have shape (N, ...), got {tuple(real.shape)}.")
+    grad = _input_gradient(D, real, "r1_penalty")
+    return grad.flatten(1).pow(2).sum(dim=1).mean()
+
+
+# ----------------------------------------------------------------------------------- LSGAN
+
+
+def d_loss_lsgan(out_real: Tensor, out_fake: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
+    """LSGAN discriminator loss: 0.5 mean((D(x) - b)^2) + 0.5 mean((D(G(z)) - a)^2).
+
+    D regresses real outputs to the label b and fake outputs to a (least squares instead of
+    a sigmoid cross-entropy). Defaults: the 0-1 coding a = 0, b = 1.
+    Reference: Mao et al. 2017, arXiv:1611.04076, eq. 2 and Section 3.2.
+    Shapes: out_real (N,), out_fake (M,) (D's raw outputs, no sigmoid) -> scalar.
+    """
+    _check_logits("out_real", out_real)
+    _check_logits("out_fake", out_fake)
+    return 0.5 * ((_fp32(out_real) - b) ** 2).mean() + 0.5 * ((_fp32(out_fake) - a) ** 2).mean()
+
+
+def g_loss_lsgan(out_fake: Tensor, c: float = 1.0) -> Tensor:
+    """LSGAN generator loss: 0.5 mean((D(G(z)) - c)^2), c = the value G wants D to give fakes.
+
+    With the 0-1 coding (a = 0, b = 1) c must be 1 = b ("generate samples as real as possible");
+    the other setting of the paper, a = -1, b = 1, c = 0, minimizes a Pearson chi^2 divergence.
+    c = 0 together with a = 0 is wrong: G would aim for the fake label.
+    Reference: Mao et al. 2017, arXiv:1611.04076, eq. 2 and Section 3.2.
+    Shapes: out_fake (N,) -> scalar (batch mean).
+    """
+    _check_logits("out_fake", out_fake)
+    return 0.5 * ((_fp32(out_fake) - c) ** 2).mean()
+
+
+# ----------------------------------------------------------------------------------- hinge
+
+
+def d_loss_hinge(logits_real: Tensor, logits_fake: Tensor) -> Tensor:
+    """Hinge discriminator loss: mean(relu(1 - D(x))) + mean(relu(1 + D(G(z)))).
+
+    A margin loss: real outputs above +1 and fake outputs below -1 cost nothing (and give no
+    gradient), so D stops pushing examples it already separates by the margin.
+    Reference: Lim & Ye 2017, arXiv:1705.02894 (Geometric GAN); Miyato et al. 2018,
+    arXiv:1802.05957, eq. 16.
+    Shapes: logits_real (N,), logits_fake (M,) (D's raw outputs) -> scalar.
+    """
+    _check_logits("logits_real", logits_real)
+    _check_logits("logits_fake", logits_fake)
+    return F.relu(1 - _fp32(logits_real)).mean() + F.relu(1 + _fp32(logits_fake)).mean()
+
+
+def g_loss_hinge(logits_fake: Tensor) -> Tensor:
+    """Hinge generator loss: -mean(D(G(z))) (the same as WGAN's generator loss).
+
+    Reference: Lim & Ye 2017, arXiv:1705.02894; Miyato et al. 2018, arXiv:1802.05957, eq. 17.
+    Shapes: logits_fake (N,) -> scalar (batch mean).
+    """
+    _check_logits("logits_fake", logits_fake)
+    return -_fp32(logits_fake).mean()
+
+
+# ---------------------------------------------------------------------- the GANLoss bundle
+
+
 @dataclass(frozen=True)
 class GANLoss:
     """A GAN objective: ``d_loss(logits_real, logits_fake)`` and ``g_loss(logits_fake)``.
 
-    Optional hooks on the discriminator's step (both None for the losses here):
+    Optional hooks on the discriminator's step:
     ``d_penalty(D, x_real, x_fake) -> scalar`` is added to D's loss (x_fake is detached), e.g. a
     weighted gradient penalty; ``after_d_step(D)`` runs after each D optimizer step, under
     no_grad, e.g. weight clipping. ``name`` identifies the loss in checkpoints and tables.
@@ -81,11 +286,97 @@ class GANLoss:
     after_d_step: Callable[[nn.Module], None] | None = None
 
 
-LOSSES: dict[str, GANLoss] = {
-    "minimax": GANLoss("minimax", d_loss_bce, g_loss_saturating),
-    "nonsaturating": GANLoss("nonsaturating", d_loss_bce, g_loss_nonsaturating),
-}
-"""The objectives known by name: the original minimax game and its non-saturating variant."""
+def _name(base: str, **params: tuple[float, float]) -> str:
+    """``base`` for default weights, else e.g. ``wgan-gp(gp_weight=5)``; params (value, default)."""
+    changed = [f"{k}={v:g}" for k, (v, default) in params.items() if v != default]
+    return f"{base}({', '.join(changed)})" if changed else base
+
+
+def _weighted_gradient_penalty(
+    D: nn.Module, x_real: Tensor, x_fake: Tensor, *, weight: float
+) -> Tensor:
+    return weight * gradient_penalty(D, x_real, x_fake)
+
+
+def _weighted_r1_penalty(D: nn.Module, x_real: Tensor, x_fake: Tensor, *, gamma: float) -> Tensor:
+    return 0.5 * gamma * r1_penalty(D, x_real)
+
+
+def wgan(clip: float = 0.01) -> GANLoss:
+    """WGAN with weight clipping: Wasserstein losses, every D parameter clamped after each step.
+
+    Train it as the paper does, as far as :class:`~course_lib.train.GANTrainer` allows:
+    ``n_critic=5`` and a small learning rate (Arjovsky et al. use RMSProp with lr 5e-5, which
+    the trainer does not offer; Adam with beta1 = 0 and lr 5e-5 is the nearest, they report
+    momentum (beta1 > 0) made training unstable).
+    Reference: Arjovsky et al. 2017, arXiv:1701.07875, Algorithm 1 (c = 0.01, n_critic = 5).
+    """
+    clip = _check_number("clip", clip, positive=True)
+    return GANLoss(
+        _name("wgan", clip=(clip, 0.01)),
+        d_loss_wasserstein,
+        g_loss_wasserstein,
+        after_d_step=functools.partial(clip_weights_, clip=clip),
+    )
+
+
+def wgan_gp(gp_weight: float = 10.0) -> GANLoss:
+    """WGAN-GP: Wasserstein losses plus ``gp_weight`` * :func:`gradient_penalty` on D's loss.
+
+    Paper settings: lambda = 10, ``n_critic=5``, Adam(lr 1e-4, betas (0.0, 0.9)); the critic must
+    have no BatchNorm (use layer norm or none).
+    Reference: Gulrajani et al. 2017, arXiv:1704.00028, eq. 3 and Algorithm 1.
+    """
+    gp_weight = _check_number("gp_weight", gp_weight, positive=True)
+    return GANLoss(
+        _name("wgan-gp", gp_weight=(gp_weight, 10.0)),
+        d_loss_wasserstein,
+        g_loss_wasserstein,
+        d_penalty=functools.partial(_weighted_gradient_penalty, weight=gp_weight),
+    )
+
+
+def lsgan(a: float = 0.0, b: float = 1.0, c: float = 1.0) -> GANLoss:
+    """LSGAN with labels a (fake), b (real) for D and target c for G.
+
+    Defaults: the 0-1 coding with c = b = 1; ``lsgan(-1, 1, 0)`` is the Pearson chi^2 setting.
+    Raises ValueError for a == b (D has nothing to separate) and for c == a (G would aim for
+    the fake label, e.g. the wrong a = 0, b = 1, c = 0 of some tutorials).
+    Reference: Mao et al. 2017, arXiv:1611.04076, eq. 2 and Section 3.2.
+    """
+    a, b, c = (_check_number(k, v) for k, v in (("a", a), ("b", b), ("c", c)))
+    if a == b:
+        raise ValueError(f"a and b must differ (fake and real labels), got a = b = {a:g}.")
+    if c == a:
+        raise ValueError(
+            f"c = {c:g} equals the fake label a: G would learn to look fake. Use c = b "
+            f"(c = {b:g}) or the Pearson setting a = -1, b = 1, c = 0 (Mao et al. 2017, 3.2)."
+        )
+    return GANLoss(
+        _name("lsgan", a=(a, 0.0), b=(b, 1.0), c=(c, 1.0)),
+        functools.partial(d_loss_lsgan, a=a, b=b),
+        functools.partial(g_loss_lsgan, c=c),
+    )
+
+
+def r1(gamma: float = 10.0, base: str | GANLoss = "nonsaturating") -> GANLoss:
+    """``base`` (default the non-saturating GAN) plus the R1 penalty gamma/2 * :func:`r1_penalty`.
+
+    Reference: Mescheder et al. 2018, arXiv:1801.04406, eq. 9 (gamma = 10 is their choice for
+    several image datasets; the right value depends on the data).
+    Raises ValueError if ``base`` already has a penalty.
+    """
+    gamma = _check_number("gamma", gamma, positive=True)
+    base = get_loss(base)
+    if base.d_penalty is not None:
+        raise ValueError(f"base loss {base.name!r} already has a penalty; pass one without.")
+    return GANLoss(
+        _name(f"{base.name}-r1", gamma=(gamma, 10.0)),
+        base.d_loss,
+        base.g_loss,
+        d_penalty=functools.partial(_weighted_r1_penalty, gamma=gamma),
+        after_d_step=base.after_d_step,
+    )
 
 
 def get_loss(loss: str | GANLoss) -> GANLoss:
@@ -106,3 +397,21 @@ def get_loss(loss: str | GANLoss) -> GANLoss:
             "or pass a GANLoss(name, d_loss, g_loss)."
         )
     return LOSSES[loss]
+
+
+LOSSES: dict[str, GANLoss] = {
+    "minimax": GANLoss("minimax", d_loss_bce, g_loss_saturating),
+    "nonsaturating": GANLoss("nonsaturating", d_loss_bce, g_loss_nonsaturating),
+}
+LOSSES.update(
+    {
+        "wgan": wgan(clip=0.01),
+        "wgan-gp": wgan_gp(gp_weight=10.0),
+        "lsgan": lsgan(a=0.0, b=1.0, c=1.0),
+        "hinge": GANLoss("hinge", d_loss_hinge, g_loss_hinge),
+        "nonsaturating-r1": r1(gamma=10.0, base=LOSSES["nonsaturating"]),
+    }
+)
+"""The objectives known by name: the original minimax game, its non-saturating variant, WGAN
+(clip 0.01), WGAN-GP (lambda 10), LSGAN (a=0, b=1, c=1), hinge and non-saturating + R1 (gamma 10).
+"""

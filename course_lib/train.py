@@ -271,7 +271,7 @@ class GANTrainer:
     ``ema_decay`` keeps an exponential moving average of G in :attr:`G_ema`
     (``generate(..., ema=True)`` samples from it); ``grad_clip`` rescales each player's
     gradient to a global L2 norm of at most this value before its optimizer step
-    (Pascanu et al. 2013, arXiv:1211.5063, Algorithm 2).
+    (Pascanu et al. 2013, arXiv:1211.5063, Section 3.2, Algorithm 1).
     """
 
     def __init__(

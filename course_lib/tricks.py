@@ -32,17 +32,6 @@ if TYPE_CHECKING:
 INIT_SCHEMES = ("dcgan", "xavier", "kaiming", "orthogonal", "default")
 """Initialization schemes :func:`init_weights_` knows."""
 
-_WEIGHT_LAYERS = (
-    nn.Conv1d,
-    nn.Conv2d,
-    nn.Conv3d,
-    nn.ConvTranspose1d,
-    nn.ConvTranspose2d,
-    nn.ConvTranspose3d,
-    nn.Linear,
-)
-
-
 # ------------------------------------------------------------------------------- initialization
 
 
@@ -75,10 +64,13 @@ def init_weights_(
     with torch.no_grad():
         for m in module.modules():
             if scheme == "default":
-                if isinstance(m, _WEIGHT_LAYERS):
-                    m.reset_parameters()
+                if isinstance(m, models.WEIGHT_LAYERS):
+                    with torch.random.fork_rng(devices=[]):  # reset_parameters draws globally
+                        if generator is not None:
+                            torch.manual_seed(int(torch.randint(2**62, (), generator=generator)))
+                        m.reset_parameters()
                 continue
-            if isinstance(m, _WEIGHT_LAYERS):
+            if isinstance(m, models.WEIGHT_LAYERS):
                 if scheme == "xavier":
                     nn.init.xavier_uniform_(m.weight, generator=generator)
                 elif scheme == "kaiming":
@@ -113,7 +105,7 @@ def spectral_norm_(module: nn.Module, n_power_iterations: int = 1) -> nn.Module:
         or n_power_iterations < 1
     ):
         raise ValueError(f"n_power_iterations must be an int >= 1, got {n_power_iterations!r}.")
-    layers = [m for m in module.modules() if isinstance(m, _WEIGHT_LAYERS)]
+    layers = [m for m in module.modules() if isinstance(m, models.WEIGHT_LAYERS)]
     for m in layers:
         if parametrize.is_parametrized(m, "weight"):
             raise ValueError(f"{type(m).__name__} is already parametrized; apply this only once.")

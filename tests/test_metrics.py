@@ -472,3 +472,409 @@ def test_the_training_script_writes_loadable_weights(tmp_path):
     assert result.returncode == 0, result.stderr
     model = metrics.load_digit_classifier(path=out)
     assert model.meta["n_train"] == 500 and 0.0 <= model.meta["test_accuracy"] <= 1.0
+
+
+# ------------------------------------------------------------------------------------------------
+# Unbiased MMD^2, and the bias of FID (issue 5: KID's expectation is ~0 for one distribution)
+# ------------------------------------------------------------------------------------------------
+
+
+def test_mmd2_unbiased_matches_the_double_sums():
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(9, 4)), rng.normal(size=(9, 4)) * 1.5
+    assert metrics.mmd2_unbiased(x, y) == pytest.approx(_mmd2_loop(x, y), rel=1e-10)
+    assert metrics.mmd2_unbiased(x, y) == pytest.approx(
+        metrics.kid_from_features(x, y, n_subsets=1, subset_size=9)[0], rel=1e-12
+    )
+    with pytest.raises(ValueError, match="x and y must have the same number of rows"):
+        metrics.mmd2_unbiased(x, y[:5])
+    with pytest.raises(ValueError, match="y needs at least 2 rows"):
+        metrics.mmd2_unbiased(x, y[:1])
+
+
+def test_kid_expectation_is_zero_for_one_distribution_while_fid_is_biased():
+    g = torch.Generator().manual_seed(5)
+    repeats, d = 300, 6
+    draw = lambda m: torch.randn(m, d, generator=g, dtype=torch.float64)  # noqa: E731
+    mean_fid = {}
+    for m in (20, 80):
+        kids, biased, fids = [], [], []
+        for _ in range(repeats):
+            x, y = draw(m), draw(m)
+            kids.append(metrics.mmd2_unbiased(x, y))
+            k = lambda u, v: (u @ v.T / d + 1) ** 3  # noqa: E731
+            biased.append(float(k(x, x).mean() + k(y, y).mean() - 2 * k(x, y).mean()))
+            fids.append(metrics.fid_from_features(x, y))
+        kids, biased = np.array(kids), np.array(biased)
+        standard_error = kids.std() / math.sqrt(repeats)
+        assert abs(kids.mean()) < 3 * standard_error, m
+        # the V-statistic that keeps the i = j terms is biased upwards: the test above has power
+        assert biased.mean() > 10 * biased.std() / math.sqrt(repeats)
+        mean_fid[m] = float(np.mean(fids))
+    # FID of two samples of one distribution is > 0 and shrinks roughly like 1/N
+    assert mean_fid[20] > 2.5 * mean_fid[80] > 0
+
+
+# ------------------------------------------------------------------------------------------------
+# Inception Score
+# ------------------------------------------------------------------------------------------------
+
+
+def _is_reference(logits: np.ndarray, splits: int) -> tuple[float, float]:
+    """Salimans et al.'s inception_score.py on softmax probabilities, in numpy float64."""
+    preds = np.exp(logits - logits.max(1, keepdims=True))
+    preds /= preds.sum(1, keepdims=True)
+    scores = []
+    for i in range(splits):
+        part = preds[(i * preds.shape[0] // splits) : ((i + 1) * preds.shape[0] // splits), :]
+        kl = part * (np.log(part) - np.log(np.expand_dims(np.mean(part, 0), 0)))
+        scores.append(np.exp(np.mean(np.sum(kl, 1))))
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def test_inception_score_matches_the_authors_code():
+    logits = np.random.default_rng(4).normal(size=(103, 7)) * 2
+    for splits in (1, 3, 10):
+        got = metrics.inception_score_from_logits(logits, splits=splits)
+        assert got == pytest.approx(_is_reference(logits, splits), rel=1e-10), splits
+    assert metrics.inception_score_from_logits(torch.from_numpy(logits), 3) == pytest.approx(
+        _is_reference(logits, 3), rel=1e-10
+    )
+
+
+def test_inception_score_known_values():
+    n_classes = 10
+    uniform = torch.zeros(40, n_classes)
+    assert metrics.inception_score_from_logits(uniform, 1)[0] == pytest.approx(1.0, abs=1e-12)
+    confident = 60.0 * torch.eye(n_classes).repeat(5, 1)  # 50 confident samples, balanced
+    mean, std = metrics.inception_score_from_logits(confident, splits=5)
+    assert mean == pytest.approx(n_classes, rel=1e-9) and std == pytest.approx(0.0, abs=1e-9)
+    one_class = confident[confident.argmax(1) == 3]  # confident, but always the same class
+    assert metrics.inception_score_from_logits(one_class, 1)[0] == pytest.approx(1.0, abs=1e-9)
+    # half the samples confidently class 0, half class 1: IS = 2 (the entropy of p(y) is log 2)
+    two = torch.tensor([[800.0, 0.0, 0.0]] * 4 + [[0.0, 800.0, 0.0]] * 4)
+    assert metrics.inception_score_from_logits(two, 1)[0] == pytest.approx(2.0, rel=1e-12)
+    # splits are consecutive: sorted by class, each split sees one class only
+    assert metrics.inception_score_from_logits(two, 2) == pytest.approx((1.0, 0.0), abs=1e-12)
+
+
+def test_inception_score_agrees_with_torchmetrics():
+    inception = pytest.importorskip("torchmetrics.image.inception")
+    logits = torch.from_numpy(np.random.default_rng(6).normal(size=(120, 10)) * 3)
+    with pytest.warns(UserWarning, match="save all extracted features"):
+        tm = inception.InceptionScore(feature=torch.nn.Identity(), splits=4)
+    tm.update(logits)
+    with torch.random.fork_rng():
+        torch.manual_seed(2)  # torchmetrics shuffles the rows with the global generator
+        tm_mean, tm_std = tm.compute()
+        torch.manual_seed(2)
+        order = torch.randperm(120)
+    mean, std = metrics.inception_score_from_logits(logits[order], splits=4)
+    assert mean == pytest.approx(float(tm_mean), rel=1e-9)
+    assert std * math.sqrt(4 / 3) == pytest.approx(float(tm_std), rel=1e-9)  # theirs: ddof=1
+
+
+def test_inception_score_bad_input():
+    with pytest.raises(ValueError, match="splits"):
+        metrics.inception_score_from_logits(torch.zeros(5, 3), splits=6)
+    with pytest.raises(ValueError, match="splits"):
+        metrics.inception_score_from_logits(torch.zeros(5, 3), splits=0)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        metrics.inception_score_from_logits(torch.zeros(5, 1))
+    with pytest.raises(ValueError, match="logits contains NaN"):
+        metrics.inception_score_from_logits(torch.full((5, 3), float("nan")))
+
+
+def test_inception_score_of_real_and_single_class_digits(classifier, digits):
+    _, (x, y) = digits
+    mean, std = metrics.inception_score(x, classifier)
+    assert 9.0 < mean <= 10.0 and 0.0 < std < 0.5
+    assert metrics.inception_score(x[y == 3], classifier, splits=2)[0] < 1.2
+    with torch.no_grad():
+        logits = classifier(x[:200])
+    assert metrics.inception_score(x[:200], classifier, splits=4) == pytest.approx(
+        metrics.inception_score_from_logits(logits, splits=4), rel=1e-5
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Precision and recall (Kynkäänniemi et al. 2019)
+# ------------------------------------------------------------------------------------------------
+
+
+def _precision_recall_loop(real: np.ndarray, fake: np.ndarray, k: int) -> tuple[float, float]:
+    """Eq. 1-3 of the paper with explicit loops: k-NN radius excludes the point itself."""
+
+    def radii(x):
+        out = []
+        for i in range(len(x)):
+            others = sorted(np.linalg.norm(x[i] - x[j]) for j in range(len(x)) if j != i)
+            out.append(others[k - 1])  # distance to the k-th nearest other point
+        return out
+
+    def inside(points, centres, r):
+        pairs = list(zip(centres, r, strict=True))
+        return [any(np.linalg.norm(p - c) <= rc for c, rc in pairs) for p in points]
+
+    precision = np.mean(inside(fake, real, radii(real)))
+    recall = np.mean(inside(real, fake, radii(fake)))
+    return float(precision), float(recall)
+
+
+def test_precision_recall_matches_the_loop_reference():
+    rng = np.random.default_rng(7)
+    real = rng.normal(size=(40, 3))
+    fake = rng.normal(size=(33, 3)) * 0.6 + 0.8
+    for k in (1, 3, 5):
+        expected = _precision_recall_loop(real, fake, k)
+        assert 0.0 < expected[0] < 1.0 and 0.0 < expected[1] < 1.0
+        assert metrics.precision_recall_from_features(real, fake, k=k) == pytest.approx(expected)
+        # batch_size only changes memory use
+        assert metrics.precision_recall_from_features(
+            real, fake, k=k, batch_size=7
+        ) == pytest.approx(expected)
+
+
+def test_precision_recall_invariants():
+    rng = np.random.default_rng(8)
+    real = rng.normal(size=(200, 5))
+    # fakes that are real points: all realistic (precision 1), half the data covered or more
+    precision, recall = metrics.precision_recall_from_features(real, real[::2])
+    assert precision == 1.0 and recall >= 0.5
+    # a collapsed generator: tiny noise around one real point -> precise, covers almost nothing
+    collapsed = real[:1] + 1e-4 * rng.normal(size=(50, 5))
+    precision, recall = metrics.precision_recall_from_features(real, collapsed)
+    assert precision == 1.0 and recall == pytest.approx(1 / 200)
+    # far away: neither
+    assert metrics.precision_recall_from_features(real, real + 100.0) == (0.0, 0.0)
+    # swapping the roles swaps the numbers
+    fake = rng.normal(size=(150, 5)) * 1.3
+    p, r = metrics.precision_recall_from_features(real, fake)
+    assert metrics.precision_recall_from_features(fake, real) == pytest.approx((r, p))
+
+
+def test_precision_recall_bad_input():
+    x = np.zeros((10, 3))
+    with pytest.raises(ValueError, match="k must be an int >= 1"):
+        metrics.precision_recall_from_features(x, x, k=0)
+    with pytest.raises(ValueError, match="fake needs at least 4 rows"):
+        metrics.precision_recall_from_features(x, x[:3], k=3)
+    with pytest.raises(ValueError, match="real and fake must have the same feature dimension"):
+        metrics.precision_recall_from_features(x, np.zeros((10, 2)))
+    with pytest.raises(ValueError, match="images_fake"):
+        metrics.precision_recall(torch.zeros(5, 1, 28, 28), torch.zeros(5, 28, 28))
+
+
+def test_precision_recall_of_digits(classifier, digits, sanity_features):
+    (x_other, y_other), (x_test, _) = digits
+    f = sanity_features
+    precision, recall = metrics.precision_recall_from_features(f["test"], f["other"])
+    assert precision > 0.75 and recall > 0.75
+    # a generator that draws only 0s and 1s: its samples look real, most of the data is missed
+    two_classes = f["other"][y_other < 2]
+    precision, recall = metrics.precision_recall_from_features(f["test"], two_classes)
+    assert precision > 0.75 and recall < 0.35
+    assert metrics.precision_recall_from_features(f["test"], f["noise"])[0] < 0.05
+    assert metrics.precision_recall(x_test[:100], x_other[:80], classifier) == pytest.approx(
+        metrics.precision_recall_from_features(f["test"][:100], f["other"][:80])
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# SSIM diversity
+# ------------------------------------------------------------------------------------------------
+
+
+def test_ssim_diversity_known_values():
+    ssim_fn = pytest.importorskip("torchmetrics.functional.image")
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 1, 16, 16, generator=g) * 2 - 1
+    # with two images every pair is (0, 1) or (1, 0), and SSIM is symmetric
+    expected = ssim_fn.structural_similarity_index_measure(
+        (x[:1] + 1) / 2, (x[1:] + 1) / 2, data_range=1.0
+    )
+    assert metrics.ssim_diversity(x, n_pairs=10) == pytest.approx(float(expected), rel=1e-5)
+    # copies of one image are not diverse at all
+    same = x[:1].repeat(6, 1, 1, 1)
+    assert metrics.ssim_diversity(same, n_pairs=50) == pytest.approx(1.0, abs=1e-5)
+    # the documented pair sampling, and batching does not change the mean
+    images = torch.rand(7, 3, 12, 12, generator=g) * 2 - 1
+    pairs = torch.Generator().manual_seed(4)
+    i = torch.randint(7, (25,), generator=pairs)
+    j = (i + torch.randint(1, 7, (25,), generator=pairs)) % 7
+    assert bool((i != j).all())
+    manual = ssim_fn.structural_similarity_index_measure(
+        (images[i] + 1) / 2, (images[j] + 1) / 2, data_range=1.0
+    )
+    got = metrics.ssim_diversity(images, n_pairs=25, seed=4, batch_size=4)
+    assert got == pytest.approx(float(manual), rel=1e-5)
+
+
+def test_ssim_diversity_of_digits_and_of_a_collapsed_generator(digits):
+    (x, _), _ = digits
+    real = metrics.ssim_diversity(x[:300], n_pairs=300)
+    g = torch.Generator().manual_seed(1)
+    collapsed = (x[:1] + 0.05 * torch.randn(300, 1, 28, 28, generator=g)).clamp(-1, 1)
+    assert metrics.ssim_diversity(collapsed, n_pairs=300) > real + 0.3
+
+
+def test_ssim_diversity_bad_input():
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        metrics.ssim_diversity(torch.zeros(1, 1, 28, 28))
+    with pytest.raises(ValueError, match="at least 11x11"):
+        metrics.ssim_diversity(torch.zeros(4, 1, 8, 8))
+    with pytest.raises(ValueError, match="floating point"):
+        metrics.ssim_diversity(torch.zeros(4, 1, 28, 28, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="n_pairs"):
+        metrics.ssim_diversity(torch.zeros(4, 1, 28, 28), n_pairs=0)
+
+
+# ------------------------------------------------------------------------------------------------
+# Inception-v3 features: an option, with a clear error offline
+# ------------------------------------------------------------------------------------------------
+
+
+def test_inception_without_torch_fidelity_says_what_to_do(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch_fidelity", None)  # import fails as if not installed
+    with pytest.raises(metrics.InceptionUnavailableError) as info:
+        metrics.inception_extractor()
+    message = str(info.value)
+    assert "\n" not in message
+    assert "pip install torch-fidelity" in message and "extractor=None" in message
+
+
+def test_inception_download_failure_says_what_to_do(monkeypatch):
+    import sys
+    import types
+    import urllib.error
+
+    def unreachable(feature_dim, weights_path):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name\nresolution")
+
+    monkeypatch.setitem(sys.modules, "torch_fidelity", types.ModuleType("torch_fidelity"))
+    monkeypatch.setattr(metrics, "_build_inception", unreachable)
+    with pytest.raises(metrics.InceptionUnavailableError) as info:
+        metrics.inception_extractor()
+    message = str(info.value)
+    assert "\n" not in message and "URLError" in message
+    assert "connect to the network" in message and "weights_path=" in message
+    assert "extractor=None" in message
+    assert isinstance(info.value.__cause__, urllib.error.URLError)
+
+
+def test_inception_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="feature_dim"):
+        metrics.inception_extractor(feature_dim=1000)
+    with pytest.raises(metrics.InceptionUnavailableError, match="no Inception weights file"):
+        metrics.inception_extractor(weights_path=tmp_path / "absent.pth")
+
+
+def test_inception_features_feed_the_network_uint8_rgb():
+    seen = []
+
+    class FakeInception(torch.nn.Module):  # stands in for the 299x299 network: mean colour
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(x)
+            return x.double().mean(dim=(2, 3))
+
+    wrapper = metrics.InceptionFeatures(FakeInception(), feature_dim=3, batch_size=3)
+    grey = torch.tensor([-1.0, 0.0, 1.0, 0.5, -0.2, 1.3, -3.0]).view(7, 1, 1, 1).expand(7, 1, 4, 4)
+    feats = metrics.extract_features(grey, wrapper)
+    assert feats.shape == (7, 3) and feats.dtype == torch.float64
+    assert [tuple(x.shape) for x in seen] == [(3, 3, 4, 4), (3, 3, 4, 4), (1, 3, 4, 4)]
+    assert all(x.dtype == torch.uint8 for x in seen)
+    # -1 -> 0, 0 -> 127.5 rounds to 128, 1 -> 255; out-of-range values are clamped
+    assert feats[:, 0].tolist() == [0.0, 128.0, 255.0, 191.0, 102.0, 255.0, 0.0]
+    assert torch.equal(feats[:, 0], feats[:, 2])  # grey is repeated to RGB
+    assert metrics.fid(grey, grey, wrapper) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="1 or 3"):
+        wrapper(torch.zeros(2, 2, 4, 4))
+
+
+def test_inception_features_of_digits_where_available(digits):
+    try:
+        extractor = metrics.inception_extractor()
+    except metrics.InceptionUnavailableError as err:
+        pytest.skip(f"needs torch-fidelity and the Inception-v3 weights (network): {err}")
+    _, (x, _) = digits
+    feats = metrics.extract_features(x[:4], extractor)
+    assert feats.shape == (4, 2048) and torch.isfinite(feats).all()
+
+
+# ------------------------------------------------------------------------------------------------
+# The exercises of notebook 07: the references pass, plausible wrong answers fail
+# ------------------------------------------------------------------------------------------------
+
+
+def _fid_scipy(a, b, ddof: int = 1, sqrt: bool = True) -> float:
+    a, b = np.asarray(a), np.asarray(b)
+    s1, s2 = np.cov(a, rowvar=False, ddof=ddof), np.cov(b, rowvar=False, ddof=ddof)
+    product = scipy.linalg.sqrtm(s1 @ s2).real if sqrt else s1 @ s2
+    return float(((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(s1 + s2 - 2 * product))
+
+
+def _mmd2(x, y, unbiased: bool = True) -> float:
+    m, d = x.shape
+    k_xx, k_yy, k_xy = ((u @ v.T / d + 1) ** 3 for u, v in ((x, x), (y, y), (x, y)))
+    if not unbiased:  # the V-statistic: keeps k(x_i, x_i)
+        return float(k_xx.mean() + k_yy.mean() - 2 * k_xy.mean())
+    off = lambda k: (k.sum() - k.diagonal().sum()) / (m * (m - 1))  # noqa: E731
+    return float(off(k_xx) + off(k_yy) - 2 * k_xy.mean())
+
+
+def _is_numpy(logits, splits, marginal_over_all: bool = False, ddof: int = 0):
+    p = torch.softmax(logits, dim=1).numpy()
+    p_y_all = p.mean(0)
+    scores = []
+    for i in range(splits):
+        part = p[i * len(p) // splits : (i + 1) * len(p) // splits]
+        p_y = p_y_all if marginal_over_all else part.mean(0)
+        scores.append(np.exp((part * (np.log(part) - np.log(p_y))).sum(1).mean()))
+    return float(np.mean(scores)), float(np.std(scores, ddof=ddof if splits > 1 else 0))
+
+
+def _pr_torch(real, fake, k, self_in_knn: bool = False):
+    def radii(x):
+        return torch.cdist(x, x).kthvalue(k if self_in_knn else k + 1, dim=1).values
+
+    def inside(p, c, r):
+        return (torch.cdist(p, c) <= r).any(dim=1).double().mean().item()
+
+    return inside(fake, real, radii(real)), inside(real, fake, radii(fake))
+
+
+@pytest.mark.parametrize(
+    ("name", "right", "wrong"),
+    [
+        ("eval.fid", _fid_scipy, lambda a, b: _fid_scipy(a, b, ddof=0)),  # biased covariance
+        ("eval.fid", _fid_scipy, lambda a, b: _fid_scipy(a, b, sqrt=False)),  # no matrix sqrt
+        ("eval.kid", _mmd2, lambda x, y: _mmd2(x, y, unbiased=False)),
+        ("eval.inception_score", _is_numpy, lambda z, s: _is_numpy(z, s, marginal_over_all=True)),
+        ("eval.inception_score", _is_numpy, lambda z, s: _is_numpy(z, s, ddof=1)),
+        ("eval.precision_recall", _pr_torch, lambda r, f, k: _pr_torch(r, f, k, True)),
+    ],
+)
+def test_exercises_accept_a_right_answer_and_reject_a_plausible_wrong_one(name, right, wrong):
+    from course_lib import check
+
+    assert check.verify(name, check.EXERCISES[name].reference).passed
+    assert check.verify(name, right).passed, check.verify(name, right).message
+    result = check.verify(name, wrong)
+    assert result.status == "fail", result.message
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_new_metrics_on_cuda(classifier, digits):
+    _, (x, _) = digits
+    gpu = metrics.load_digit_classifier("cuda")
+    assert metrics.inception_score(x[:200].cuda(), gpu, splits=2) == pytest.approx(
+        metrics.inception_score(x[:200], classifier, splits=2), rel=1e-4
+    )
+    assert metrics.precision_recall(x[:100].cuda(), x[100:200].cuda(), gpu) == pytest.approx(
+        metrics.precision_recall(x[:100], x[100:200], classifier), abs=0.02
+    )
+    assert metrics.ssim_diversity(x[:50].cuda(), n_pairs=40) == pytest.approx(
+        metrics.ssim_diversity(x[:50], n_pairs=40), rel=1e-4
+    )

@@ -243,3 +243,143 @@ def test_grad_norms_callback_logs_totals_and_layers():
     assert "grad_norm/G/net.0" not in tricks.GradNorms(every=1, per_layer=False)(trainer)
     with pytest.raises(ValueError, match="every"):
         tricks.GradNorms(every=0)
+
+
+# ------------------------------------ notebook 04 exercises: a plausible wrong answer fails
+# (grads.init_std, grads.clip_grad_norm, grads.layer_grad_norms in course_lib.check)
+
+
+def _fans(shape):
+    receptive = math.prod(shape[2:])
+    return shape[1] * receptive, shape[0] * receptive
+
+
+def test_init_std_check_rejects_fan_out_and_the_uniform_bound():
+    from course_lib import check
+
+    reference = check.EXERCISES["grads.init_std"].reference
+
+    def kaiming_on_fan_out(shape, scheme):  # He's backward variant: not what init_weights_ uses
+        fan_in, fan_out = _fans(shape)
+        return math.sqrt(2.0 / fan_out) if scheme == "kaiming" else reference(shape, scheme)
+
+    def xavier_bound_as_std(shape, scheme):  # forgets that U(-a, a) has std a / sqrt(3)
+        fan_in, fan_out = _fans(shape)
+        if scheme == "xavier":
+            return math.sqrt(6.0 / (fan_in + fan_out))
+        return reference(shape, scheme)
+
+    assert not check.verify("grads.init_std", kaiming_on_fan_out).passed
+    assert not check.verify("grads.init_std", xavier_bound_as_std).passed
+
+
+def test_clip_check_rejects_per_tensor_clipping_rescaling_always_and_the_clipped_norm():
+    from course_lib import check
+
+    def per_tensor(parameters, max_norm):  # clips each tensor on its own: not the global rule
+        total = torch.sqrt(sum(p.grad.pow(2).sum() for p in parameters))
+        for p in parameters:
+            p.grad.mul_(min(1.0, max_norm / (p.grad.norm().item() + 1e-6)))
+        return total
+
+    def always_rescale(parameters, max_norm):  # sets the norm to max_norm even when below it
+        total = torch.sqrt(sum(p.grad.pow(2).sum() for p in parameters))
+        for p in parameters:
+            p.grad.mul_(max_norm / (total + 1e-6))
+        return total
+
+    def returns_clipped_norm(parameters, max_norm):  # clips right, reports the norm after
+        torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+        return torch.sqrt(sum(p.grad.pow(2).sum() for p in parameters))
+
+    for wrong in (per_tensor, always_rescale, returns_clipped_norm):
+        assert not check.verify("grads.clip_grad_norm", wrong).passed, wrong.__name__
+
+
+def test_layer_grad_norms_check_rejects_per_parameter_keys_summed_norms_and_frozen_layers():
+    from course_lib import check
+
+    def per_parameter(module):  # keys "net.0.weight", "net.0.bias": not per layer
+        return {n: p.grad.norm().item() for n, p in module.named_parameters() if p.grad is not None}
+
+    def summed_norms(module):  # ||grad W|| + ||grad b|| instead of sqrt(||grad W||^2 + ...)
+        out = {}
+        for n, p in module.named_parameters():
+            if p.grad is not None:
+                layer = n.rsplit(".", 1)[0]
+                out[layer] = out.get(layer, 0.0) + p.grad.norm().item()
+        return out
+
+    def keeps_frozen_layers(module):  # reports 0 for a layer that has no gradient
+        out = {}
+        for n, p in module.named_parameters():
+            g = p.grad if p.grad is not None else torch.zeros_like(p)
+            out[n.rsplit(".", 1)[0]] = out.get(n.rsplit(".", 1)[0], 0.0) + g.pow(2).sum().item()
+        return {k: math.sqrt(v) for k, v in out.items()}
+
+    for wrong in (per_parameter, summed_norms, keeps_frozen_layers):
+        assert not check.verify("grads.layer_grad_norms", wrong).passed, wrong.__name__
+
+
+# ------------------------------------ notebook 05 exercises: a plausible wrong answer fails
+# (tricks.label_smoothing, tricks.instance_noise_sigma, tricks.ema_update in course_lib.check)
+
+
+def test_label_smoothing_check_rejects_two_sided_plain_and_naive_losses():
+    from course_lib import check
+
+    def two_sided(logits_real, logits_fake, real_label=0.9):  # fakes get target 0.1 too
+        t = real_label
+        real = (t * F.softplus(-logits_real) + (1 - t) * F.softplus(logits_real)).mean()
+        fake = ((1 - t) * F.softplus(-logits_fake) + t * F.softplus(logits_fake)).mean()
+        return real + fake
+
+    def unsmoothed(logits_real, logits_fake, real_label=0.9):  # ignores the label
+        return losses.d_loss_bce(logits_real, logits_fake)
+
+    def naive_log_sigmoid(logits_real, logits_fake, real_label=0.9):  # overflows at +-40
+        d_real, d_fake = torch.sigmoid(logits_real), torch.sigmoid(logits_fake)
+        real = -(real_label * d_real.log() + (1 - real_label) * (1 - d_real).log()).mean()
+        return real - (1 - d_fake).log().mean()
+
+    for wrong in (two_sided, unsmoothed, naive_log_sigmoid):
+        assert not check.verify("tricks.label_smoothing", wrong).passed, wrong.__name__
+
+
+def test_instance_noise_check_rejects_a_schedule_that_goes_negative_or_ignores_none():
+    from course_lib import check
+
+    def no_floor(sigma, anneal_steps, step):  # negative noise std after anneal_steps
+        return sigma if anneal_steps is None else sigma * (1 - step / anneal_steps)
+
+    def exponential(sigma, anneal_steps, step):  # a different schedule
+        return sigma if anneal_steps is None else sigma * 0.5 ** (step / anneal_steps)
+
+    def always_annealed(sigma, anneal_steps, step):  # crashes on None (constant noise)
+        return sigma * max(0.0, 1 - step / anneal_steps)
+
+    for wrong in (no_floor, exponential, always_annealed):
+        assert not check.verify("tricks.instance_noise_sigma", wrong).passed, wrong.__name__
+
+
+def test_ema_check_rejects_swapped_weights_and_accepts_an_in_place_answer():
+    from course_lib import check
+
+    def swapped(theta_ema, theta, decay):  # the average follows the new weights too fast
+        return (1 - decay) * theta_ema + decay * theta
+
+    def in_place(theta_ema, theta, decay):  # correct, written in place as optimizers do
+        return theta_ema.mul_(decay).add_(theta, alpha=1 - decay)
+
+    assert not check.verify("tricks.ema_update", swapped).passed
+    assert check.verify("tricks.ema_update", in_place).passed
+    out = check.EXERCISES["tricks.ema_update"].reference(torch.zeros(3), torch.ones(3), 0.9)
+    assert torch.allclose(out, torch.full((3,), 0.1))  # the trainer's EMA: 0.9 * 0 + 0.1 * 1
+
+
+def test_default_init_is_reproducible_with_a_generator():
+    a, b = nn.Linear(8, 8), nn.Linear(8, 8)
+    tricks.init_weights_(a, "default", generator=torch.Generator().manual_seed(5))
+    state = torch.get_rng_state()
+    tricks.init_weights_(b, "default", generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a.weight, b.weight) and torch.equal(torch.get_rng_state(), state)
