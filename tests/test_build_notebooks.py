@@ -32,15 +32,13 @@ def test_solutions_and_notebooks_have_the_same_names():
 
 def test_stub_replaces_solution_blocks_at_their_indent():
     source = (
-        "def f(x):\n    '\'\'doc'\'\'\n"
+        "def f(x):\n    '''doc'''\n"
         "    # BEGIN SOLUTION\n    y = x + 1\n    return y\n    # END SOLUTION\n"
     )
     stubbed = build_notebooks._stub(
         source, "# BEGIN SOLUTION", "# END SOLUTION", build_notebooks.CODE_STUB
     )
-    assert stubbed == (
-        "def f(x):\n    '''doc'''\n    " + build_notebooks.CODE_STUB + "\n"
-    )
+    assert stubbed == ("def f(x):\n    '''doc'''\n    " + build_notebooks.CODE_STUB + "\n")
 
 
 @pytest.mark.parametrize(
