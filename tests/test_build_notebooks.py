@@ -97,3 +97,13 @@ def test_learner_notebooks_contain_no_solution_and_solutions_contain_exercises()
         nb = nbformat.read(path, as_version=4)
         checks = [c for c in nb.cells if c.cell_type == "code" and "check.exercise(" in c.source]
         assert len(checks) >= 2, f"{path} needs at least two checked exercises"
+
+
+def test_no_notebook_or_readme_contains_a_placeholder():
+    """Authoring markers must not reach learners: a results paragraph left as 'PLACEHOLDER'
+    would contradict the table above it."""
+    marker = re.compile(r"PLACEHOLDER|TODO|FIXME|XXX")
+    paths = [*(ROOT / "solutions").glob("*.ipynb"), *(ROOT / "notebooks").glob("*.ipynb")]
+    for path in [*paths, ROOT / "README.md"]:
+        hits = marker.findall(path.read_text())
+        assert not hits, f"{path.name}: {hits}"
