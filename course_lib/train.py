@@ -1,5 +1,9 @@
 """Train a GAN: :class:`GANTrainer` with Adam, AMP on CUDA, a NaN guard and exact checkpoint/resume.
 
+:class:`BaseTrainer` holds what the course's trainers share (device, mixed precision, the fit
+loop, the NaN guard, checkpoints); :class:`GANTrainer` and :class:`course_lib.vae.VAETrainer`
+add their models, optimizers and update steps.
+
 The training step is the alternating stochastic gradient game of Goodfellow et al. 2014
 (arXiv:1406.2661, Algorithm 1): ``n_critic`` discriminator updates, then one generator update.
 The real batch at step s is a pure function of (seed, s) (a permutation seeded by (seed, epoch)),
@@ -193,11 +197,11 @@ def load_checkpoint(
 
 
 class Callback(Protocol):
-    """Runs every ``every`` steps during :meth:`GANTrainer.fit`; returned values go into history."""
+    """Runs every ``every`` steps during a trainer's ``fit``; returned values go into history."""
 
     every: int
 
-    def __call__(self, trainer: GANTrainer) -> Mapping[str, float] | None: ...
+    def __call__(self, trainer: BaseTrainer) -> Mapping[str, float] | None: ...
 
 
 @dataclass
@@ -227,14 +231,14 @@ class Evaluate:
     (logged under its own keys), e.g. ``Evaluate(lambda t: {"coverage": ...}, every=500)``.
     """
 
-    fn: Callable[[GANTrainer], Mapping[str, float] | float]
+    fn: Callable[[BaseTrainer], Mapping[str, float] | float]
     every: int
     name: str | None = None
 
     def __post_init__(self) -> None:
         _check_int("every", self.every, 1)
 
-    def __call__(self, trainer: GANTrainer) -> dict[str, float]:
+    def __call__(self, trainer: BaseTrainer) -> dict[str, float]:
         out = self.fn(trainer)
         if isinstance(out, Mapping):
             return {str(k): float(v) for k, v in out.items()}
@@ -256,7 +260,388 @@ def _derive_seed(seed: int, *keys: object) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
-class GANTrainer:
+class BaseTrainer:
+    """What every trainer of the course does the same way, written once.
+
+    :class:`GANTrainer` and :class:`course_lib.vae.VAETrainer` build on it. It owns the device
+    and mixed precision (bf16 autocast on Ampere and newer GPUs, else fp16 with a GradScaler;
+    Micikevicius et al. 2018, arXiv:1710.03740), the step counter and the :class:`History`, the
+    loss means between history rows with the NaN guard, stop requests, the fit loop (progress
+    bar, callbacks, checkpoints) and checkpoints that hold every piece of state: weights,
+    optimizers, random streams, history. A subclass sets :attr:`checkpoint_format`,
+    :attr:`loss_keys` and :attr:`progress_keys` and implements :meth:`hparams`,
+    :meth:`_stateful`, :meth:`_streams` and :meth:`_retry_hint`.
+    """
+
+    checkpoint_format: str = ""
+    """Written into checkpoints; a checkpoint of another trainer class is refused."""
+    loss_keys: tuple[str, ...] = ()
+    """The values of one training step, logged as means at every history row."""
+    progress_keys: tuple[str, ...] = ()
+    """The loss keys shown on the progress bar."""
+    cpu_streams: tuple[str, ...] = ()
+    """Random streams kept on the CPU whatever the device (restored even across devices)."""
+    extra_state_keys: tuple[str, ...] = ()
+    """Entries a subclass adds to :meth:`state_dict` and reads in :meth:`_load_extra_state`."""
+
+    def __init__(self, *, device: str | torch.device | None, amp: bool | None, seed: int):
+        self.seed = _check_int("seed", seed, 0)
+        self.device = runtime.choose_device(None if device is None else str(device))
+        if amp is None:
+            amp = self.device.type == "cuda"
+        if amp and self.device.type != "cuda":
+            raise ValueError(
+                f"amp=True needs a CUDA device, got device {self.device}; "
+                "leave amp=None to use it automatically on CUDA."
+            )
+        self.amp = bool(amp)
+        self.amp_dtype: torch.dtype | None = None
+        self.scaler: torch.amp.GradScaler | None = None
+        if self.amp:
+            # Native bf16 needs compute capability >= 8 (Ampere); is_bf16_supported() also says
+            # yes for slow emulated bf16 on older GPUs such as Colab's T4, which get fp16 here.
+            bf16 = torch.version.hip is not None or (
+                torch.cuda.get_device_capability(self.device)[0] >= 8
+            )
+            self.amp_dtype = torch.bfloat16 if bf16 else torch.float16
+            self.scaler = None if bf16 else torch.amp.GradScaler("cuda")
+        self.step = 0
+        self.history = History()
+        self.stop_reason: str | None = None
+        self._fit_spec: dict[str, Any] | None = None  # batch size and data shapes of the run
+        self._resumed_spec: dict[str, Any] | None = None
+        self._last_checkpoint: tuple[Path, int] | None = None
+        self._acc = torch.zeros(len(self.loss_keys), device=self.device)  # sums since last row
+        self._acc_n = 0
+
+    # ------------------------------------------------------------------- for the subclasses
+
+    def hparams(self) -> dict[str, Any]:
+        """The settings a resumed run must share with the run that wrote the checkpoint."""
+        raise NotImplementedError
+
+    def _stateful(self) -> dict[str, Any]:
+        """Name -> each module, optimizer, scheduler or scaler whose state a checkpoint holds."""
+        raise NotImplementedError
+
+    def _streams(self) -> dict[str, torch.Generator]:
+        """Name -> each random stream of the trainer (``torch.Generator``)."""
+        raise NotImplementedError
+
+    def _retry_hint(self) -> str:
+        """What to try after a NaN, with the settings that matter (e.g. the learning rates)."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------------------- one step
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if not self.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def _optimize(
+        self, loss: Tensor, opt: torch.optim.Optimizer, grad_clip: float | None = None
+    ) -> None:
+        """Backward and one optimizer step; with ``grad_clip``, the gradient is first rescaled to
+        a global L2 norm of at most ``grad_clip`` (Pascanu et al. 2013, arXiv:1211.5063)."""
+        opt.zero_grad(set_to_none=True)
+        params = [p for group in opt.param_groups for p in group["params"]]
+        if self.scaler is None:
+            loss.backward()
+            if grad_clip is not None:
+                nn.utils.clip_grad_norm_(params, grad_clip, foreach=True)
+            opt.step()
+        else:  # fp16: scale the loss so small gradients survive, skip steps with inf grads
+            self.scaler.scale(loss).backward()
+            if grad_clip is not None:
+                self.scaler.unscale_(opt)  # clip the true gradient, not the scaled one
+                nn.utils.clip_grad_norm_(params, grad_clip, foreach=True)
+            self.scaler.step(opt)
+            self.scaler.update()
+
+    def request_stop(self, reason: str) -> None:
+        """Ask ``fit`` to stop after the current step (for callbacks such as early stopping).
+
+        fit finishes the step's history row and callbacks, writes a checkpoint if it has a
+        ``checkpoint_path``, prints ``stopped at step k: <reason>`` and returns; the reason is
+        kept in :attr:`stop_reason` until the next fit.
+        """
+        self.stop_reason = str(reason)
+
+    # ---------------------------------------------------------------------------- fit
+
+    def _epoch_batches(self, data: Tensor, batch_size: int) -> Callable[[int], Tensor]:
+        """Global batch index b -> rows perm_e[i*B:(i+1)*B] of ``data`` (already on the device),
+        with e, i = divmod(b, N // B) and perm_e a permutation seeded by (seed, e). The last
+        partial batch of an epoch is dropped, so BatchNorm always sees full batches, and batch b
+        is the same whether or not the run was stopped and resumed before it."""
+        n = data.shape[0]
+        if n < batch_size:
+            raise ValueError(
+                f"batch_size={batch_size} is larger than the data ({n} examples); "
+                f"use batch_size <= {n}."
+            )
+        per_epoch = n // batch_size
+        cache: dict[str, Any] = {"epoch": -1, "perm": None}
+
+        def batch(b: int) -> Tensor:
+            epoch, i = divmod(b, per_epoch)
+            if epoch != cache["epoch"]:
+                gen = torch.Generator().manual_seed(_derive_seed(self.seed, "epoch", epoch))
+                cache["perm"] = torch.randperm(n, generator=gen).to(self.device)
+                cache["epoch"] = epoch
+            return data[cache["perm"][i * batch_size : (i + 1) * batch_size]]
+
+        return batch
+
+    @staticmethod
+    def _check_fit_options(
+        steps: int,
+        batch_size: int,
+        log_every: int | None,
+        checkpoint_path: str | os.PathLike[str] | None,
+        checkpoint_every: int | None,
+        callbacks: Iterable[Callback],
+    ) -> tuple[int, tuple[Callback, ...]]:
+        """Validate fit's common arguments; returns (log_every with its default, callbacks)."""
+        _check_int("steps", steps, 0)
+        _check_int("batch_size", batch_size, 1)
+        log_every = max(1, steps // 100) if log_every is None else log_every
+        _check_int("log_every", log_every, 1)
+        if checkpoint_every is not None:
+            _check_int("checkpoint_every", checkpoint_every, 1)
+            if checkpoint_path is None:
+                raise ValueError("checkpoint_every needs a checkpoint_path to write to.")
+        callbacks = tuple(callbacks)
+        for cb in callbacks:
+            every = getattr(cb, "every", None)
+            if not callable(cb) or type(every) is not int or every < 1:
+                raise ValueError(
+                    f"callback {cb!r} must be callable with an int attribute every >= 1, "
+                    "e.g. train.Evaluate(fn, every=100)."
+                )
+        return log_every, callbacks
+
+    def _begin_fit(self, spec: dict[str, Any], path: Path | None) -> bool:
+        """Resume from ``path`` if it exists and nothing has trained yet; check that the data
+        and batch size (``spec``) are the resumed run's. Returns whether it resumed."""
+        resumed = False
+        if path is not None and self.step == 0 and path.exists():
+            self.resume(path)
+            resumed = True
+        if self._resumed_spec is not None and self._resumed_spec != spec:
+            raise CheckpointError(
+                f"the checkpoint's run used {self._resumed_spec}, this fit uses {spec}; "
+                "pass the same data and batch_size to continue it, or start a new run."
+            )
+        self._resumed_spec = None
+        self._fit_spec = spec
+        return resumed
+
+    def _fit_loop(
+        self,
+        one_step: Callable[[], Tensor],
+        steps: int,
+        *,
+        resumed: bool,
+        callbacks: tuple[Callback, ...],
+        log_every: int,
+        path: Path | None,
+        checkpoint_every: int | None,
+        progress: bool,
+        row_due: Callable[[int], bool] | None = None,
+        extend_row: Callable[[dict[str, float]], None] | None = None,
+    ) -> History:
+        """Call ``one_step()`` (one update; a device tensor of :attr:`loss_keys`) until the step
+        counter reaches ``steps``. A history row is written every ``log_every`` steps, at the
+        last step, where a callback or a checkpoint runs, and where ``row_due(step)`` says so;
+        ``extend_row(row)`` then adds the subclass's values, and the callbacks add theirs."""
+        if self.step >= steps and self.step > 0 and not resumed:
+            warnings.warn(
+                f"the trainer is already at step {self.step} >= steps={steps}: nothing to do "
+                f"(steps is the total to reach; use steps={self.step + steps} for {steps} more).",
+                stacklevel=3,
+            )
+        self._acc.zero_()
+        self._acc_n = 0
+        self.stop_reason = None
+        bar = tqdm(total=steps, initial=min(self.step, steps), disable=not progress, desc="train")
+        try:
+            while self.step < steps:
+                self._acc += one_step()
+                self._acc_n += 1
+                self.step += 1
+                bar.update(1)
+                s = self.step
+                due = [cb for cb in callbacks if s % cb.every == 0]
+                save = path is not None and (
+                    s == steps or (checkpoint_every is not None and s % checkpoint_every == 0)
+                )
+                extra = row_due is not None and row_due(s)
+                if not (s % log_every == 0 or s == steps or due or save or extra):
+                    continue
+                row = self._loss_row()
+                if extend_row is not None:
+                    extend_row(row)
+                for cb in due:
+                    row.update(cb(self) or {})
+                self.history.append(row)
+                postfix = {k: f"{row[k]:.3g}" for k in self.progress_keys}
+                bar.set_postfix(postfix, refresh=False)
+                if path is not None and (save or self.stop_reason is not None):
+                    self.save(path)
+                if self.stop_reason is not None:
+                    break
+        finally:
+            bar.close()
+        if self.stop_reason is not None:
+            print(f"stopped at step {self.step}: {self.stop_reason}")
+        return self.history
+
+    def _loss_row(self) -> dict[str, float]:
+        """The means since the last row (one device sync); the NaN guard.
+
+        A non-finite row is appended to the history (to be seen in plots), then raised.
+        """
+        values = (self._acc / self._acc_n).tolist()
+        first = self.step - self._acc_n + 1
+        self._acc.zero_()
+        self._acc_n = 0
+        row: dict[str, float] = {
+            "step": self.step,
+            **dict(zip(self.loss_keys, values, strict=True)),
+        }
+        for key in self.loss_keys:
+            if not math.isfinite(row[key]):
+                self.history.append(row)
+                span = f"step {first}" if first == self.step else f"steps {first}-{self.step}"
+                raise NonFiniteLossError(self._nonfinite(f"{key} is {row[key]} ({span})"))
+        return row
+
+    def _nonfinite(self, what: str) -> str:
+        if self._last_checkpoint is None:
+            kept = "no checkpoint was written (pass checkpoint_path= to fit to keep one)"
+        else:
+            kept = (
+                f"the last good checkpoint is kept at {self._last_checkpoint[0]} "
+                f"(step {self._last_checkpoint[1]})"
+            )
+        return f"step {self.step}: {what}; {kept}. {self._retry_hint()}"
+
+    # ---------------------------------------------------------------------------- checkpoints
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue the run exactly: weights, optimizers, RNGs, history."""
+        cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
+        return {
+            "format": self.checkpoint_format,
+            "version": CHECKPOINT_VERSION,
+            "step": self.step,
+            "hparams": self.hparams(),
+            "fit": self._fit_spec,
+            **{name: obj.state_dict() for name, obj in self._stateful().items()},
+            "rng": {
+                "device": self.device.type,
+                **{name: gen.get_state() for name, gen in self._streams().items()},
+                "torch": torch.get_rng_state(),
+                "cuda": cuda_rng,
+            },
+            "history": self.history.to_dict(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any], source: str = "the state dict") -> None:
+        """Restore a :meth:`state_dict`; raises :class:`CheckpointError` if it does not match.
+
+        Everything is checked (format, settings, model architectures) before anything is loaded.
+        """
+        trainer = type(self).__name__
+        stateful = self._stateful()
+        # a GradScaler's state is optional: a bf16 or CPU run has none to give to an fp16 run
+        required = [k for k in stateful if k != "scaler"]
+        keys = ("format", "version", "step", "hparams", "rng", *required, *self.extra_state_keys)
+        if not isinstance(state, Mapping) or state.get("format") != self.checkpoint_format:
+            raise CheckpointError(
+                f"{source} was not written by {trainer}; pass a file from {trainer}.save or fit."
+            )
+        missing = [k for k in keys if k not in state]
+        if missing or state["version"] != CHECKPOINT_VERSION:
+            raise CheckpointError(
+                f"{source} is incomplete or of another version (missing {missing}, version "
+                f"{state.get('version')}, expected {CHECKPOINT_VERSION}); train a new run."
+            )
+        saved, own = state["hparams"], self.hparams()
+        diffs = [f"{k}={saved.get(k)!r} (here {v!r})" for k, v in own.items() if saved.get(k) != v]
+        if diffs:
+            raise CheckpointError(
+                f"{source} was written with other settings: {', '.join(diffs)}; create the trainer "
+                "with the checkpoint's settings, or use a new checkpoint_path."
+            )
+        for name, obj in stateful.items():
+            if isinstance(obj, nn.Module):
+                _check_module_state(name, obj, state.get(name), source)
+
+        try:
+            for name, obj in stateful.items():
+                if state.get(name) is not None:
+                    obj.load_state_dict(state[name])
+            rng = state["rng"]
+            same_device = rng["device"] == self.device.type
+            step = int(state["step"])
+            for name, gen in self._streams().items():
+                if same_device or name in self.cpu_streams:
+                    gen.set_state(rng[name].cpu())
+                else:  # a generator's state is device-specific: continue, but not bit for bit
+                    gen.manual_seed(_derive_seed(self.seed, name, step))
+            if not same_device:
+                warnings.warn(
+                    f"{source} comes from a {rng['device']} run, this trainer is on "
+                    f"{self.device.type}: the random streams are re-seeded, so the run will not "
+                    "repeat exactly.",
+                    stacklevel=3,
+                )
+            torch.set_rng_state(rng["torch"].cpu())
+            cuda_rng = rng.get("cuda") or []
+            if cuda_rng and len(cuda_rng) == torch.cuda.device_count():
+                torch.cuda.set_rng_state_all([s.cpu() for s in cuda_rng])
+            self._load_extra_state(state)
+            self.step = step
+            self.history = History.from_dict(state.get("history") or {"rows": []})
+        except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise CheckpointError(
+                f"{source} could not be loaded ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:120] if str(exc) else ''}); train a new run."
+            ) from exc
+        self._resumed_spec = state.get("fit")
+        self._fit_spec = state.get("fit")
+
+    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
+        """Load what a subclass added to :meth:`state_dict` (called while loading)."""
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write a checkpoint of the whole run to ``path`` (atomically, see save_checkpoint).
+
+        Refuses (NonFiniteLossError) if any weight is NaN/inf, so a diverged run never
+        overwrites a good checkpoint.
+        """
+        for name, module in self._stateful().items():
+            if not isinstance(module, nn.Module):
+                continue
+            tensors = [t for t in module.state_dict().values() if t.is_floating_point()]
+            if tensors and not bool(torch.stack([t.isfinite().all() for t in tensors]).all()):
+                raise NonFiniteLossError(self._nonfinite(f"{name}'s weights are not finite"))
+        path = save_checkpoint(self.state_dict(), path)
+        self._last_checkpoint = (path, self.step)
+        return path
+
+    def resume(self, path: str | os.PathLike[str]) -> None:
+        """Continue the run saved at ``path``; prints ``resumed from <path> at step <k>``."""
+        path = Path(path)
+        self.load_state_dict(load_checkpoint(path, map_location="cpu"), f"checkpoint {path}")
+        self._last_checkpoint = (path, self.step)
+        print(f"resumed from {path} at step {self.step}")
+
+
+class GANTrainer(BaseTrainer):
     """Trains a generator G and a discriminator D with Adam; see :meth:`fit` and :meth:`train_step`.
 
     Defaults follow DCGAN (Radford et al. 2016, arXiv:1511.06434, Section 4): Adam with lr 2e-4
@@ -273,6 +658,11 @@ class GANTrainer:
     gradient to a global L2 norm of at most this value before its optimizer step
     (Pascanu et al. 2013, arXiv:1211.5063, Section 3.2, Algorithm 1).
     """
+
+    checkpoint_format = CHECKPOINT_FORMAT
+    loss_keys = LOSS_KEYS
+    progress_keys = ("d_loss", "g_loss")
+    cpu_streams = ("data",)
 
     def __init__(
         self,
@@ -311,7 +701,6 @@ class GANTrainer:
                 f"betas must be two numbers in [0, 1), got {betas!r}; try (0.5, 0.999)."
             )
         self.n_critic = _check_int("n_critic", n_critic, 1)
-        self.seed = _check_int("seed", seed, 0)
         if augment is not None and not callable(augment):
             raise ValueError(
                 f"augment must be a function augment(x, step) -> x, got {type(augment).__name__}."
@@ -327,70 +716,20 @@ class GANTrainer:
         self.loss = get_loss(loss)
         self.lr_g, self.lr_d = float(lr_g), float(lr_d)
         self.betas = (float(betas[0]), float(betas[1]))
-        self.device = runtime.choose_device(None if device is None else str(device))
-        if amp is None:
-            amp = self.device.type == "cuda"
-        if amp and self.device.type != "cuda":
-            raise ValueError(
-                f"amp=True needs a CUDA device, got device {self.device}; "
-                "leave amp=None to use it automatically on CUDA."
-            )
-        self.amp = bool(amp)
-        self.amp_dtype: torch.dtype | None = None
-        self.scaler: torch.amp.GradScaler | None = None
-        if self.amp:
-            # Native bf16 needs compute capability >= 8 (Ampere); is_bf16_supported() also says
-            # yes for slow emulated bf16 on older GPUs such as Colab's T4, which get fp16 here.
-            bf16 = torch.version.hip is not None or (
-                torch.cuda.get_device_capability(self.device)[0] >= 8
-            )
-            self.amp_dtype = torch.bfloat16 if bf16 else torch.float16
-            self.scaler = None if bf16 else torch.amp.GradScaler("cuda")
+        super().__init__(device=device, amp=amp, seed=seed)
 
         self.G, self.D = G.to(self.device), D.to(self.device)
         self.ema_decay = None if ema_decay is None else float(ema_decay)
         self.G_ema = None if ema_decay is None else tricks.ema_generator(self.G, ema_decay)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=self.lr_g, betas=self.betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=self.lr_d, betas=self.betas)
-        self.step = 0
-        self.history = History()
-        self.stop_reason: str | None = None
         # Separate streams: z for training, z for sample_z/generate (so evaluating does not
         # change training), and the data stream of a sampler function.
         self._z_gen = torch.Generator(self.device).manual_seed(_derive_seed(seed, "z"))
         self._sample_gen = torch.Generator(self.device).manual_seed(_derive_seed(seed, "sample"))
         self._data_gen = torch.Generator().manual_seed(_derive_seed(seed, "data"))
-        self._fit_spec: dict[str, Any] | None = None  # batch size and data shape of the run
-        self._resumed_spec: dict[str, Any] | None = None
-        self._last_checkpoint: tuple[Path, int] | None = None
-        self._acc = torch.zeros(len(LOSS_KEYS), device=self.device)  # sums since the last row
-        self._acc_n = 0
 
     # ---------------------------------------------------------------------------- one step
-
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if not self.amp:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
-
-    def _optimize(self, loss: Tensor, opt: torch.optim.Optimizer) -> None:
-        opt.zero_grad(set_to_none=True)
-        if self.scaler is None:
-            loss.backward()
-            self._clip(opt)
-            opt.step()
-        else:  # fp16: scale the loss so small gradients survive, skip steps with inf grads
-            self.scaler.scale(loss).backward()
-            if self.grad_clip is not None:
-                self.scaler.unscale_(opt)  # clip the true gradient, not the scaled one
-            self._clip(opt)
-            self.scaler.step(opt)
-            self.scaler.update()
-
-    def _clip(self, opt: torch.optim.Optimizer) -> None:
-        if self.grad_clip is not None:
-            params = [p for group in opt.param_groups for p in group["params"]]
-            nn.utils.clip_grad_norm_(params, self.grad_clip, foreach=True)
 
     def _d_input(self, x: Tensor) -> Tensor:
         return x if self.augment is None else self.augment(x, self.step)
@@ -415,7 +754,7 @@ class GANTrainer:
                 d_loss = loss.d_loss(logits_real, logits_fake)
                 if loss.d_penalty is not None:
                     d_loss = d_loss + loss.d_penalty(D, x_real_d, x_fake_d)
-            self._optimize(d_loss, self.opt_d)
+            self._optimize(d_loss, self.opt_d, self.grad_clip)
             if loss.after_d_step is not None:
                 with torch.no_grad():
                     loss.after_d_step(D)
@@ -428,7 +767,7 @@ class GANTrainer:
         try:
             with self._autocast():
                 g_loss = loss.g_loss(D(self._d_input(x_fake)))
-            self._optimize(g_loss, self.opt_g)
+            self._optimize(g_loss, self.opt_g, self.grad_clip)
         finally:
             for p in d_params:
                 p.requires_grad_(True)
@@ -497,15 +836,6 @@ class GANTrainer:
         finally:
             G.train(was_training)
 
-    def request_stop(self, reason: str) -> None:
-        """Ask :meth:`fit` to stop after the current step (for callbacks such as early stopping).
-
-        fit finishes the step's history row and callbacks, writes a checkpoint if it has a
-        ``checkpoint_path``, prints ``stopped at step k: <reason>`` and returns; the reason is
-        kept in :attr:`stop_reason` until the next fit.
-        """
-        self.stop_reason = str(reason)
-
     # ---------------------------------------------------------------------------- fit
 
     def _batches(
@@ -538,11 +868,10 @@ class GANTrainer:
                 f"data must be a float tensor (N, ...), got dtype {data.dtype} and shape "
                 f"{tuple(data.shape)}; convert images with x.float() / 127.5 - 1."
             )
-        n = data.shape[0]
-        if n < batch_size:
+        if data.shape[0] < batch_size:  # before the copy to the device
             raise ValueError(
-                f"batch_size={batch_size} is larger than the data ({n} examples); "
-                f"use batch_size <= {n}."
+                f"batch_size={batch_size} is larger than the data ({data.shape[0]} examples); "
+                f"use batch_size <= {data.shape[0]}."
             )
         data = data.to(self.device)  # once: batches are then gathered on the device
         lo, hi = torch.aminmax(data)
@@ -555,18 +884,10 @@ class GANTrainer:
                 "rescale it, e.g. x / 127.5 - 1 for bytes or 2 * x - 1 for [0, 1].",
                 stacklevel=3,
             )
-        per_epoch = n // batch_size  # drop the last partial batch: BatchNorm sees equal batches
-        cache: dict[str, Any] = {"epoch": -1, "perm": None}
-
-        def indexed(b: int) -> Tensor:
-            epoch, i = divmod(b, per_epoch)
-            if epoch != cache["epoch"]:
-                gen = torch.Generator().manual_seed(_derive_seed(self.seed, "epoch", epoch))
-                cache["perm"] = torch.randperm(n, generator=gen).to(self.device)
-                cache["epoch"] = epoch
-            return data[cache["perm"][i * batch_size : (i + 1) * batch_size]]
-
-        return indexed, {"batch_size": batch_size, "data": list(data.shape)}
+        return self._epoch_batches(data, batch_size), {
+            "batch_size": batch_size,
+            "data": list(data.shape),
+        }
 
     def fit(
         self,
@@ -594,111 +915,37 @@ class GANTrainer:
         Raises :class:`NonFiniteLossError` when a logged loss or the weights before a checkpoint
         are NaN/inf; the last good checkpoint is never overwritten.
         """
-        _check_int("steps", steps, 0)
-        _check_int("batch_size", batch_size, 1)
-        log_every = max(1, steps // 100) if log_every is None else log_every
-        _check_int("log_every", log_every, 1)
-        if checkpoint_every is not None:
-            _check_int("checkpoint_every", checkpoint_every, 1)
-            if checkpoint_path is None:
-                raise ValueError("checkpoint_every needs a checkpoint_path to write to.")
-        callbacks = tuple(callbacks)
-        for cb in callbacks:
-            every = getattr(cb, "every", None)
-            if not callable(cb) or type(every) is not int or every < 1:
-                raise ValueError(
-                    f"callback {cb!r} must be callable with an int attribute every >= 1, "
-                    "e.g. SampleGrid(z, every=100)."
-                )
+        log_every, callbacks = self._check_fit_options(
+            steps, batch_size, log_every, checkpoint_path, checkpoint_every, callbacks
+        )
         next_batch, spec = self._batches(data, batch_size)
         path = None if checkpoint_path is None else Path(checkpoint_path)
-        resumed = False
-        if path is not None and self.step == 0 and path.exists():
-            self.resume(path)
-            resumed = True
-        if self._resumed_spec is not None and self._resumed_spec != spec:
-            raise CheckpointError(
-                f"the checkpoint's run used {self._resumed_spec}, this fit uses {spec}; "
-                "pass the same data and batch_size to continue it, or start a new run."
-            )
-        self._resumed_spec = None
-        self._fit_spec = spec
-        if self.step >= steps and self.step > 0 and not resumed:
-            warnings.warn(
-                f"the trainer is already at step {self.step} >= steps={steps}: nothing to do "
-                f"(steps is the total to reach; use steps={self.step + steps} for {steps} more).",
-                stacklevel=2,
-            )
+        resumed = self._begin_fit(spec, path)
+
+        def one_step() -> Tensor:
+            first = self.step * self.n_critic  # global index of this step's first real batch
+            return self._update([next_batch(first + i) for i in range(self.n_critic)])
 
         self.G.train()
         self.D.train()
-        self._acc.zero_()
-        self._acc_n = 0
-        self.stop_reason = None
-        bar = tqdm(total=steps, initial=min(self.step, steps), disable=not progress, desc="train")
-        try:
-            while self.step < steps:
-                first = self.step * self.n_critic
-                stats = self._update([next_batch(first + i) for i in range(self.n_critic)])
-                self._acc += stats
-                self._acc_n += 1
-                self.step += 1
-                bar.update(1)
-                s = self.step
-                due = [cb for cb in callbacks if s % cb.every == 0]
-                save = path is not None and (
-                    s == steps or (checkpoint_every is not None and s % checkpoint_every == 0)
-                )
-                if s % log_every == 0 or s == steps or due or save:
-                    row = self._loss_row()
-                    for cb in due:
-                        row.update(cb(self) or {})
-                    self.history.append(row)
-                    bar.set_postfix(
-                        d_loss=f"{row['d_loss']:.3f}", g_loss=f"{row['g_loss']:.3f}", refresh=False
-                    )
-                    if path is not None and (save or self.stop_reason is not None):
-                        self.save(path)
-                if self.stop_reason is not None:
-                    break
-        finally:
-            bar.close()
-        if self.stop_reason is not None:
-            print(f"stopped at step {self.step}: {self.stop_reason}")
-        return self.history
-
-    def _loss_row(self) -> dict[str, float]:
-        """The means since the last row (one device sync); the NaN guard.
-
-        A non-finite row is appended to the history (to be seen in plots), then raised.
-        """
-        values = (self._acc / self._acc_n).tolist()
-        first = self.step - self._acc_n + 1
-        self._acc.zero_()
-        self._acc_n = 0
-        row: dict[str, float] = {"step": self.step, **dict(zip(LOSS_KEYS, values, strict=True))}
-        for key in LOSS_KEYS:
-            if not math.isfinite(row[key]):
-                self.history.append(row)
-                span = f"step {first}" if first == self.step else f"steps {first}-{self.step}"
-                raise NonFiniteLossError(self._nonfinite(f"{key} is {row[key]} ({span})"))
-        return row
-
-    def _nonfinite(self, what: str) -> str:
-        if self._last_checkpoint is None:
-            kept = "no checkpoint was written (pass checkpoint_path= to fit to keep one)"
-        else:
-            kept = (
-                f"the last good checkpoint is kept at {self._last_checkpoint[0]} "
-                f"(step {self._last_checkpoint[1]})"
-            )
-        return (
-            f"step {self.step}: {what}; {kept}. Try a lower lr (now lr_g={self.lr_g:g}, "
-            f"lr_d={self.lr_d:g}), check that the data is finite and scaled to [-1, 1], "
-            "or another seed."
+        return self._fit_loop(
+            one_step,
+            steps,
+            resumed=resumed,
+            callbacks=callbacks,
+            log_every=log_every,
+            path=path,
+            checkpoint_every=checkpoint_every,
+            progress=progress,
         )
 
     # ---------------------------------------------------------------------------- checkpoints
+
+    def _retry_hint(self) -> str:
+        return (
+            f"Try a lower lr (now lr_g={self.lr_g:g}, lr_d={self.lr_d:g}), check that the data "
+            "is finite and scaled to [-1, 1], or another seed."
+        )
 
     def hparams(self) -> dict[str, Any]:
         """The settings a resumed run must share with the run that wrote the checkpoint."""
@@ -715,118 +962,13 @@ class GANTrainer:
             "grad_clip": self.grad_clip,
         }
 
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue the run exactly: weights, optimizers, RNGs, history."""
-        cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
-            "step": self.step,
-            "hparams": self.hparams(),
-            "fit": self._fit_spec,
-            "G": self.G.state_dict(),
-            "D": self.D.state_dict(),
-            "G_ema": None if self.G_ema is None else self.G_ema.state_dict(),
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "scaler": None if self.scaler is None else self.scaler.state_dict(),
-            "rng": {
-                "device": self.device.type,
-                "z": self._z_gen.get_state(),
-                "sample": self._sample_gen.get_state(),
-                "data": self._data_gen.get_state(),
-                "torch": torch.get_rng_state(),
-                "cuda": cuda_rng,
-            },
-            "history": self.history.to_dict(),
-        }
+    def _stateful(self) -> dict[str, Any]:
+        objects: dict[str, Any] = {"G": self.G, "D": self.D, "G_ema": self.G_ema}
+        objects |= {"opt_g": self.opt_g, "opt_d": self.opt_d, "scaler": self.scaler}
+        return {name: obj for name, obj in objects.items() if obj is not None}
 
-    def load_state_dict(self, state: Mapping[str, Any], source: str = "the state dict") -> None:
-        """Restore a :meth:`state_dict`; raises :class:`CheckpointError` if it does not match.
-
-        Everything is checked (format, settings, model architectures) before anything is loaded.
-        """
-        keys = ("format", "version", "step", "hparams", "G", "D", "opt_g", "opt_d", "rng")
-        if not isinstance(state, Mapping) or state.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(
-                f"{source} was not written by GANTrainer; pass a file from GANTrainer.save or fit."
-            )
-        missing = [k for k in keys if k not in state]
-        if missing or state["version"] != CHECKPOINT_VERSION:
-            raise CheckpointError(
-                f"{source} is incomplete or of another version (missing {missing}, version "
-                f"{state.get('version')}, expected {CHECKPOINT_VERSION}); train a new run."
-            )
-        saved, own = state["hparams"], self.hparams()
-        diffs = [f"{k}={saved.get(k)!r} (here {v!r})" for k, v in own.items() if saved.get(k) != v]
-        if diffs:
-            raise CheckpointError(
-                f"{source} was written with other settings: {', '.join(diffs)}; create the trainer "
-                "with the checkpoint's settings, or use a new checkpoint_path."
-            )
-        modules = [("G", self.G), ("D", self.D)]
-        if self.G_ema is not None:
-            modules.append(("G_ema", self.G_ema))
-        for name, module in modules:
-            _check_module_state(name, module, state.get(name), source)
-
-        try:
-            self.G.load_state_dict(state["G"])
-            self.D.load_state_dict(state["D"])
-            if self.G_ema is not None:
-                self.G_ema.load_state_dict(state["G_ema"])
-            self.opt_g.load_state_dict(state["opt_g"])
-            self.opt_d.load_state_dict(state["opt_d"])
-            if self.scaler is not None and state.get("scaler"):
-                self.scaler.load_state_dict(state["scaler"])
-            rng = state["rng"]
-            if rng["device"] == self.device.type:
-                self._z_gen.set_state(rng["z"].cpu())
-                self._sample_gen.set_state(rng["sample"].cpu())
-            else:  # a generator's state is device-specific: continue, but not bit for bit
-                warnings.warn(
-                    f"{source} comes from a {rng['device']} run, this trainer is on "
-                    f"{self.device.type}: z is re-seeded, so the run will not repeat exactly.",
-                    stacklevel=3,
-                )
-                step = int(state["step"])
-                self._z_gen.manual_seed(_derive_seed(self.seed, "z", step))
-                self._sample_gen.manual_seed(_derive_seed(self.seed, "sample", step))
-            self._data_gen.set_state(rng["data"].cpu())
-            torch.set_rng_state(rng["torch"].cpu())
-            cuda_rng = rng.get("cuda") or []
-            if cuda_rng and len(cuda_rng) == torch.cuda.device_count():
-                torch.cuda.set_rng_state_all([s.cpu() for s in cuda_rng])
-            self.step = int(state["step"])
-            self.history = History.from_dict(state.get("history") or {"rows": []})
-        except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise CheckpointError(
-                f"{source} could not be loaded ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0][:120] if str(exc) else ''}); train a new run."
-            ) from exc
-        self._resumed_spec = state.get("fit")
-        self._fit_spec = state.get("fit")
-
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write a checkpoint of the whole run to ``path`` (atomically, see save_checkpoint).
-
-        Refuses (NonFiniteLossError) if any weight of G or D is NaN/inf, so a diverged run never
-        overwrites a good checkpoint.
-        """
-        for name, module in (("G", self.G), ("D", self.D)):
-            tensors = [t for t in module.state_dict().values() if t.is_floating_point()]
-            if tensors and not bool(torch.stack([t.isfinite().all() for t in tensors]).all()):
-                raise NonFiniteLossError(self._nonfinite(f"{name}'s weights are not finite"))
-        path = save_checkpoint(self.state_dict(), path)
-        self._last_checkpoint = (path, self.step)
-        return path
-
-    def resume(self, path: str | os.PathLike[str]) -> None:
-        """Continue the run saved at ``path``; prints ``resumed from <path> at step <k>``."""
-        path = Path(path)
-        self.load_state_dict(load_checkpoint(path, map_location="cpu"), f"checkpoint {path}")
-        self._last_checkpoint = (path, self.step)
-        print(f"resumed from {path} at step {self.step}")
+    def _streams(self) -> dict[str, torch.Generator]:
+        return {"z": self._z_gen, "sample": self._sample_gen, "data": self._data_gen}
 
 
 def _check_module_state(name: str, module: nn.Module, saved: Any, source: str) -> None:

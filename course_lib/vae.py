@@ -10,9 +10,9 @@ the same scale, and a KL weight ``beta`` means what it says. (Averaging the reco
 the D pixels but summing the KL is the same as beta = D with the loss divided by D: the KL
 dominates. Notebook 11 measures that mistake.)
 
-The trainer follows :class:`course_lib.train.GANTrainer`'s conventions: tqdm progress, a
-:class:`~course_lib.train.History`, a NaN guard, AMP on CUDA only, seeded data order, and
-atomic ``weights_only`` checkpoints that hold every piece of state, so a run stopped and resumed
+The trainer builds on :class:`course_lib.train.BaseTrainer`, as the GAN trainer does: tqdm
+progress, a :class:`~course_lib.train.History`, a NaN guard, AMP on CUDA only, seeded data order,
+and atomic ``weights_only`` checkpoints that hold every piece of state, so a run stopped and resumed
 ends with the same weights, bit for bit on CPU, as a run that never stopped.
 """
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,20 +30,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import TensorDataset
-from tqdm.auto import tqdm
 
-from course_lib import runtime, tricks
+from course_lib import tricks
 from course_lib.models import VAE
 from course_lib.train import (
     Augment,
-    CheckpointError,
+    BaseTrainer,
     History,
     NonFiniteLossError,
     _check_int,
-    _check_module_state,
     _derive_seed,
-    load_checkpoint,
-    save_checkpoint,
 )
 
 LOG_2PI = math.log(2 * math.pi)
@@ -507,7 +502,7 @@ def _describe(obj: object) -> str | None:
     return text
 
 
-class VAETrainer:
+class VAETrainer(BaseTrainer):
     """Trains a :class:`course_lib.models.VAE` by minimizing :func:`vae_loss`; see :meth:`fit`.
 
     Defaults: Adam, lr 1e-3 (Kingma & Welling 2014 used Adagrad; Adam, Kingma & Ba 2015,
@@ -522,8 +517,14 @@ class VAETrainer:
     ``tricks.DiffAugment("translation")``. ``device`` None picks one with
     :func:`course_lib.runtime.choose_device`; ``amp`` None means on for CUDA only. ``seed``
     fixes the data order and the noise of the reparameterization; it does not initialize the
-    model.
+    model. Device, mixed precision, the fit loop and checkpoints are those of
+    :class:`course_lib.train.BaseTrainer`, shared with the GAN trainer.
     """
+
+    checkpoint_format = CHECKPOINT_FORMAT
+    loss_keys = LOSS_KEYS
+    progress_keys = ("elbo", "kl")
+    extra_state_keys = ("best",)
 
     def __init__(
         self,
@@ -559,24 +560,7 @@ class VAETrainer:
                 raise ValueError(f"{name} must be None or callable, got {type(fn).__name__}.")
         self.kl_schedule, self.augment = kl_schedule, augment
         self.free_bits = None if free_bits is None else _check_number("free_bits", free_bits)
-        self.seed = _check_int("seed", seed, 0)
-        self.device = runtime.choose_device(None if device is None else str(device))
-        if amp is None:
-            amp = self.device.type == "cuda"
-        if amp and self.device.type != "cuda":
-            raise ValueError(
-                f"amp=True needs a CUDA device, got device {self.device}; "
-                "leave amp=None to use it automatically on CUDA."
-            )
-        self.amp = bool(amp)
-        self.amp_dtype: torch.dtype | None = None
-        self.scaler: torch.amp.GradScaler | None = None
-        if self.amp:  # as GANTrainer: bf16 on Ampere and newer, else fp16 with a GradScaler
-            bf16 = torch.version.hip is not None or (
-                torch.cuda.get_device_capability(self.device)[0] >= 8
-            )
-            self.amp_dtype = torch.bfloat16 if bf16 else torch.float16
-            self.scaler = None if bf16 else torch.amp.GradScaler("cuda")
+        super().__init__(device=device, amp=amp, seed=seed)
 
         self.model = model.to(self.device)
         try:
@@ -595,9 +579,6 @@ class VAETrainer:
                 "CosineAnnealingLR, StepLR, LambdaLR); ReduceLROnPlateau needs a metric and is "
                 "not supported."
             )
-        self.step = 0
-        self.history = History()
-        self.stop_reason: str | None = None
         self.early_stopped_at: int | None = None
         self.best_step: int | None = None
         self.best_val_loss = math.inf
@@ -605,11 +586,6 @@ class VAETrainer:
         self._bad_evals = 0
         self._eps_gen = torch.Generator(self.device).manual_seed(_derive_seed(seed, "eps"))
         self._sample_gen = torch.Generator(self.device).manual_seed(_derive_seed(seed, "sample"))
-        self._fit_spec: dict[str, Any] | None = None
-        self._resumed_spec: dict[str, Any] | None = None
-        self._last_checkpoint: tuple[Path, int] | None = None
-        self._acc = torch.zeros(len(LOSS_KEYS), device=self.device)
-        self._acc_n = 0
         self._last_lr = self.lr
 
     # ---------------------------------------------------------------------------- one step
@@ -618,11 +594,6 @@ class VAETrainer:
         """The KL weight used at ``step`` (default: the next step): beta * kl_schedule(step)."""
         step = self.step if step is None else step
         return self.beta * (1.0 if self.kl_schedule is None else float(self.kl_schedule(step)))
-
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if not self.amp:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
     def _update(self, x: Tensor) -> Tensor:
         """One optimizer step on batch x; returns a device tensor of :data:`LOSS_KEYS` (no sync)."""
@@ -633,14 +604,7 @@ class VAETrainer:
             terms = elbo(self.model, x, generator=self._eps_gen, validate=False)
         loss = vae_loss(terms, beta=weight, free_bits=self.free_bits)
         self._last_lr = float(self.opt.param_groups[0]["lr"])  # the lr of this step
-        self.opt.zero_grad(set_to_none=True)
-        if self.scaler is None:
-            loss.backward()
-            self.opt.step()
-        else:  # fp16: scale the loss so small gradients survive, skip steps with inf grads
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.opt)
-            self.scaler.update()
+        self._optimize(loss, self.opt)
         if self.scheduler is not None:
             self.scheduler.step()
         recon, kl = -terms.log_px_z.mean(), terms.kl.mean()
@@ -654,10 +618,6 @@ class VAETrainer:
         stats = self._update(x.to(self.device, non_blocking=True))
         self.step += 1
         return dict(zip(LOSS_KEYS, stats.tolist(), strict=True))
-
-    def request_stop(self, reason: str) -> None:
-        """Ask :meth:`fit` to stop after the current step (for callbacks), as in GANTrainer."""
-        self.stop_reason = str(reason)
 
     # ---------------------------------------------------------------------------- sampling
 
@@ -700,27 +660,6 @@ class VAETrainer:
                 "[0, 1]; the course's images are in [-1, 1]: use (x + 1) / 2, or binarize them "
                 "with (x > 0).float()."
             )
-
-    def _batches(self, data: Tensor, batch_size: int) -> Callable[[int], Tensor]:
-        """Batch b is rows perm_e[i*B:(i+1)*B] of a permutation seeded by (seed, epoch e)."""
-        n = data.shape[0]
-        if n < batch_size:
-            raise ValueError(
-                f"batch_size={batch_size} is larger than the data ({n} examples); "
-                f"use batch_size <= {n}."
-            )
-        per_epoch = n // batch_size  # drop the last partial batch: BatchNorm sees equal batches
-        cache: dict[str, Any] = {"epoch": -1, "perm": None}
-
-        def batch(b: int) -> Tensor:
-            epoch, i = divmod(b, per_epoch)
-            if epoch != cache["epoch"]:
-                gen = torch.Generator().manual_seed(_derive_seed(self.seed, "epoch", epoch))
-                cache["perm"] = torch.randperm(n, generator=gen).to(self.device)
-                cache["epoch"] = epoch
-            return data[cache["perm"][i * batch_size : (i + 1) * batch_size]]
-
-        return batch
 
     @torch.no_grad()
     def _val_loss(self, x_val: Tensor) -> float:
@@ -768,10 +707,9 @@ class VAETrainer:
         end. Raises :class:`~course_lib.train.NonFiniteLossError` when a logged loss or the
         weights before a checkpoint are NaN/inf; the last good checkpoint is never overwritten.
         """
-        _check_int("steps", steps, 0)
-        _check_int("batch_size", batch_size, 1)
-        log_every = max(1, steps // 100) if log_every is None else log_every
-        _check_int("log_every", log_every, 1)
+        log_every, callbacks = self._check_fit_options(
+            steps, batch_size, log_every, checkpoint_path, checkpoint_every, callbacks
+        )
         min_delta = _check_number("min_delta", min_delta)
         if val_data is None and (patience is not None or eval_every is not None):
             raise ValueError("eval_every and patience need val_data (held-out examples).")
@@ -781,18 +719,6 @@ class VAETrainer:
             _check_int("eval_every", eval_every, 1)
         if patience is not None:
             _check_int("patience", patience, 1)
-        if checkpoint_every is not None:
-            _check_int("checkpoint_every", checkpoint_every, 1)
-            if checkpoint_path is None:
-                raise ValueError("checkpoint_every needs a checkpoint_path to write to.")
-        callbacks = tuple(callbacks)
-        for cb in callbacks:
-            every = getattr(cb, "every", None)
-            if not callable(cb) or type(every) is not int or every < 1:
-                raise ValueError(
-                    f"callback {cb!r} must be callable with an int attribute every >= 1, "
-                    "e.g. train.Evaluate(fn, every=100)."
-                )
         x = _as_images(data, "data").to(self.device)
         self._check_range(x, "data")
         x_val = None
@@ -804,74 +730,43 @@ class VAETrainer:
                     f"val_data examples have shape {tuple(x_val.shape[1:])}, data examples "
                     f"{tuple(x.shape[1:])}; they must match."
                 )
-        next_batch = self._batches(x, batch_size)
+        next_batch = self._epoch_batches(x, batch_size)
         spec = {
             "batch_size": batch_size,
             "data": list(x.shape),
             "val_data": None if x_val is None else list(x_val.shape),
         }
         path = None if checkpoint_path is None else Path(checkpoint_path)
-        resumed = False
-        if path is not None and self.step == 0 and path.exists():
-            self.resume(path)
-            resumed = True
-        if self._resumed_spec is not None and self._resumed_spec != spec:
-            raise CheckpointError(
-                f"the checkpoint's run used {self._resumed_spec}, this fit uses {spec}; "
-                "pass the same data, val_data and batch_size to continue it, or start a new run."
-            )
-        self._resumed_spec = None
-        self._fit_spec = spec
+        resumed = self._begin_fit(spec, path)
         if self.early_stopped_at is not None:
             print(
                 f"this run stopped early at step {self.early_stopped_at} (best held-out loss "
                 f"{self.best_val_loss:.2f} at step {self.best_step}); nothing to do."
             )
             return self.history
-        if self.step >= steps and self.step > 0 and not resumed:
-            warnings.warn(
-                f"the trainer is already at step {self.step} >= steps={steps}: nothing to do "
-                f"(steps is the total to reach; use steps={self.step + steps} for {steps} more).",
-                stacklevel=2,
-            )
+
+        def validate_now(s: int) -> bool:
+            return x_val is not None and (s % eval_every == 0 or s == steps)  # type: ignore[operator]
+
+        def extend_row(row: dict[str, float]) -> None:
+            row["kl_weight"] = self.kl_weight(self.step - 1)
+            row["lr"] = self._last_lr
+            if validate_now(self.step):
+                row["val_loss"] = self._validate(x_val, min_delta, patience)  # type: ignore[arg-type]
 
         self.model.train()
-        self._acc.zero_()
-        self._acc_n = 0
-        self.stop_reason = None
-        bar = tqdm(total=steps, initial=min(self.step, steps), disable=not progress, desc="train")
-        try:
-            while self.step < steps:
-                self._acc += self._update(next_batch(self.step))
-                self._acc_n += 1
-                self.step += 1
-                bar.update(1)
-                s = self.step
-                due = [cb for cb in callbacks if s % cb.every == 0]
-                validate = x_val is not None and (s % eval_every == 0 or s == steps)  # type: ignore[operator]
-                save = path is not None and (
-                    s == steps or (checkpoint_every is not None and s % checkpoint_every == 0)
-                )
-                if not (s % log_every == 0 or s == steps or due or save or validate):
-                    continue
-                row = self._loss_row()
-                row["kl_weight"] = self.kl_weight(s - 1)
-                row["lr"] = self._last_lr
-                if validate:
-                    row["val_loss"] = self._validate(x_val, min_delta, patience)  # type: ignore[arg-type]
-                for cb in due:
-                    row.update(cb(self) or {})
-                self.history.append(row)
-                bar.set_postfix(elbo=f"{row['elbo']:.1f}", kl=f"{row['kl']:.1f}", refresh=False)
-                if path is not None and (save or self.stop_reason is not None):
-                    self.save(path)
-                if self.stop_reason is not None:
-                    break
-        finally:
-            bar.close()
-        if self.stop_reason is not None:
-            print(f"stopped at step {self.step}: {self.stop_reason}")
-        return self.history
+        return self._fit_loop(
+            lambda: self._update(next_batch(self.step)),
+            steps,
+            resumed=resumed,
+            callbacks=callbacks,
+            log_every=log_every,
+            path=path,
+            checkpoint_every=checkpoint_every,
+            progress=progress,
+            row_due=validate_now,
+            extend_row=extend_row,
+        )
 
     def _validate(self, x_val: Tensor, min_delta: float, patience: int | None) -> float:
         """Held-out loss; keeps the best weights; requests a stop when patience runs out."""
@@ -902,34 +797,13 @@ class VAETrainer:
         self.model.load_state_dict(self._best_state)
         return self.best_step  # type: ignore[return-value]
 
-    def _loss_row(self) -> dict[str, float]:
-        """The means since the last row (one device sync); the NaN guard."""
-        values = (self._acc / self._acc_n).tolist()
-        first = self.step - self._acc_n + 1
-        self._acc.zero_()
-        self._acc_n = 0
-        row: dict[str, float] = {"step": self.step, **dict(zip(LOSS_KEYS, values, strict=True))}
-        for key in LOSS_KEYS:
-            if not math.isfinite(row[key]):
-                self.history.append(row)
-                span = f"step {first}" if first == self.step else f"steps {first}-{self.step}"
-                raise NonFiniteLossError(self._nonfinite(f"{key} is {row[key]} ({span})"))
-        return row
-
-    def _nonfinite(self, what: str) -> str:
-        if self._last_checkpoint is None:
-            kept = "no checkpoint was written (pass checkpoint_path= to fit to keep one)"
-        else:
-            kept = (
-                f"the last good checkpoint is kept at {self._last_checkpoint[0]} "
-                f"(step {self._last_checkpoint[1]})"
-            )
-        return (
-            f"step {self.step}: {what}; {kept}. Try a lower lr (now {self.lr:g}), check that the "
-            "data is finite and in the likelihood's range, or another seed."
-        )
-
     # ---------------------------------------------------------------------------- checkpoints
+
+    def _retry_hint(self) -> str:
+        return (
+            f"Try a lower lr (now {self.lr:g}), check that the data is finite and in the "
+            "likelihood's range, or another seed."
+        )
 
     def hparams(self) -> dict[str, Any]:
         """The settings a resumed run must share with the run that wrote the checkpoint."""
@@ -947,124 +821,37 @@ class VAETrainer:
             "likelihood": self.model.likelihood,
         }
 
+    def _stateful(self) -> dict[str, Any]:
+        objects = {"model": self.model, "opt": self.opt, "scheduler": self.scheduler}
+        objects["scaler"] = self.scaler
+        return {name: obj for name, obj in objects.items() if obj is not None}
+
+    def _streams(self) -> dict[str, torch.Generator]:
+        return {"eps": self._eps_gen, "sample": self._sample_gen}
+
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue the run exactly: weights, optimizer, RNGs, history."""
-        cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
-            "step": self.step,
-            "hparams": self.hparams(),
-            "fit": self._fit_spec,
-            "model": self.model.state_dict(),
-            "opt": self.opt.state_dict(),
-            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
-            "scaler": None if self.scaler is None else self.scaler.state_dict(),
-            "rng": {
-                "device": self.device.type,
-                "eps": self._eps_gen.get_state(),
-                "sample": self._sample_gen.get_state(),
-                "torch": torch.get_rng_state(),
-                "cuda": cuda_rng,
-            },
+        """The shared checkpoint state plus the early-stopping record and the best weights."""
+        return super().state_dict() | {
             "best": {
                 "step": self.best_step,
                 "val_loss": self.best_val_loss,
                 "state": self._best_state,
                 "bad_evals": self._bad_evals,
                 "early_stopped_at": self.early_stopped_at,
-            },
-            "history": self.history.to_dict(),
+            }
         }
 
-    def load_state_dict(self, state: Mapping[str, Any], source: str = "the state dict") -> None:
-        """Restore a :meth:`state_dict`; raises CheckpointError if it does not match.
-
-        Everything is checked (format, settings, model architecture) before anything is loaded.
-        """
-        keys = ("format", "version", "step", "hparams", "model", "opt", "rng", "best")
-        if not isinstance(state, Mapping) or state.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(
-                f"{source} was not written by VAETrainer; pass a file from VAETrainer.save or fit."
-            )
-        missing = [k for k in keys if k not in state]
-        if missing or state["version"] != CHECKPOINT_VERSION:
-            raise CheckpointError(
-                f"{source} is incomplete or of another version (missing {missing}, version "
-                f"{state.get('version')}, expected {CHECKPOINT_VERSION}); train a new run."
-            )
-        saved, own = state["hparams"], self.hparams()
-        diffs = [f"{k}={saved.get(k)!r} (here {v!r})" for k, v in own.items() if saved.get(k) != v]
-        if diffs:
-            raise CheckpointError(
-                f"{source} was written with other settings: {', '.join(diffs)}; create the "
-                "trainer with the checkpoint's settings, or use a new checkpoint_path."
-            )
-        _check_module_state("model", self.model, state["model"], source)
-        try:
-            self.model.load_state_dict(state["model"])
-            self.opt.load_state_dict(state["opt"])
-            if self.scheduler is not None and state.get("scheduler"):
-                self.scheduler.load_state_dict(state["scheduler"])
-            if self.scaler is not None and state.get("scaler"):
-                self.scaler.load_state_dict(state["scaler"])
-            rng = state["rng"]
-            if rng["device"] == self.device.type:
-                self._eps_gen.set_state(rng["eps"].cpu())
-                self._sample_gen.set_state(rng["sample"].cpu())
-            else:  # a generator's state is device-specific: continue, but not bit for bit
-                warnings.warn(
-                    f"{source} comes from a {rng['device']} run, this trainer is on "
-                    f"{self.device.type}: the noise is re-seeded, so the run will not repeat "
-                    "exactly.",
-                    stacklevel=3,
-                )
-                step = int(state["step"])
-                self._eps_gen.manual_seed(_derive_seed(self.seed, "eps", step))
-                self._sample_gen.manual_seed(_derive_seed(self.seed, "sample", step))
-            torch.set_rng_state(rng["torch"].cpu())
-            cuda_rng = rng.get("cuda") or []
-            if cuda_rng and len(cuda_rng) == torch.cuda.device_count():
-                torch.cuda.set_rng_state_all([s.cpu() for s in cuda_rng])
-            best = state["best"]
-            self.best_step = best["step"]
-            self.best_val_loss = float(best["val_loss"])
-            self._best_state = (
-                None
-                if best["state"] is None
-                else {k: v.to(self.device) for k, v in best["state"].items()}
-            )
-            self._bad_evals = int(best["bad_evals"])
-            self.early_stopped_at = best["early_stopped_at"]
-            self.step = int(state["step"])
-            self.history = History.from_dict(state.get("history") or {"rows": []})
-        except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise CheckpointError(
-                f"{source} could not be loaded ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0][:120] if str(exc) else ''}); train a new run."
-            ) from exc
-        self._resumed_spec = state.get("fit")
-        self._fit_spec = state.get("fit")
-
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write a checkpoint of the whole run to ``path`` atomically (train.save_checkpoint).
-
-        Refuses (NonFiniteLossError) if a weight is NaN/inf, so a diverged run never overwrites
-        a good checkpoint.
-        """
-        tensors = [t for t in self.model.state_dict().values() if t.is_floating_point()]
-        if tensors and not bool(torch.stack([t.isfinite().all() for t in tensors]).all()):
-            raise NonFiniteLossError(self._nonfinite("the model's weights are not finite"))
-        path = save_checkpoint(self.state_dict(), path)
-        self._last_checkpoint = (path, self.step)
-        return path
-
-    def resume(self, path: str | os.PathLike[str]) -> None:
-        """Continue the run saved at ``path``; prints ``resumed from <path> at step <k>``."""
-        path = Path(path)
-        self.load_state_dict(load_checkpoint(path, map_location="cpu"), f"checkpoint {path}")
-        self._last_checkpoint = (path, self.step)
-        print(f"resumed from {path} at step {self.step}")
+    def _load_extra_state(self, state: Mapping[str, Any]) -> None:
+        best = state["best"]
+        self.best_step = best["step"]
+        self.best_val_loss = float(best["val_loss"])
+        self._best_state = (
+            None
+            if best["state"] is None
+            else {k: v.to(self.device) for k, v in best["state"].items()}
+        )
+        self._bad_evals = int(best["bad_evals"])
+        self.early_stopped_at = best["early_stopped_at"]
 
 
 # ------------------------------------------------------------------------------ augmentations

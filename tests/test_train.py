@@ -395,6 +395,23 @@ def test_resume_refuses_other_settings(tmp_path):
         dcgan_trainer().fit(images(), steps=4, batch_size=4, checkpoint_path=path, progress=False)
 
 
+def test_checkpoint_from_another_device_reseeds_device_streams_and_keeps_the_data_stream():
+    """A torch.Generator's state is device-specific: z's stream is re-seeded from (seed, name,
+    step), while the data stream, on the CPU on every device, continues exactly."""
+    source = mlp_trainer(seed=5)
+    source.fit(ring, steps=3, batch_size=8, progress=False)
+    state = source.state_dict()
+    state["rng"]["device"] = "cuda"  # as if written on a GPU
+    state["rng"]["z"] = torch.zeros(3, dtype=torch.uint8)  # a CUDA state would not fit here
+    target = mlp_trainer(seed=5)
+    with pytest.warns(UserWarning, match="comes from a cuda run.*re-seeded"):
+        target.load_state_dict(state)
+    assert target.step == 3
+    assert torch.equal(target._data_gen.get_state(), source._data_gen.get_state())
+    expected_z = torch.Generator().manual_seed(train._derive_seed(5, "z", 3))
+    assert torch.equal(target._z_gen.get_state(), expected_z.get_state())
+
+
 def test_nan_guard_keeps_the_last_good_checkpoint(tmp_path):
     path = tmp_path / "run.pt"
     calls = {"n": 0}

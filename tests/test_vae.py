@@ -527,6 +527,19 @@ def test_resume_refuses_other_settings_and_other_data(tmp_path):
         trainer().resume(tmp_path / "gan.pt")
 
 
+def test_checkpoint_without_the_early_stopping_record_is_refused_before_loading(tmp_path):
+    path = tmp_path / "run.pt"
+    trainer().fit(binary_images(), steps=4, batch_size=8, checkpoint_path=path, progress=False)
+    state = load_checkpoint(path)
+    del state["best"]
+    fresh = trainer(init_seed=1)
+    before = {k: v.clone() for k, v in fresh.model.state_dict().items()}
+    with pytest.raises(CheckpointError, match=r"missing \['best'\]"):
+        fresh.load_state_dict(state)
+    assert fresh.step == 0
+    assert all(torch.equal(v, before[k]) for k, v in fresh.model.state_dict().items())
+
+
 def test_nan_guard_keeps_the_last_good_checkpoint(tmp_path):
     path = tmp_path / "run.pt"
     t = trainer()
