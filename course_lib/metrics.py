@@ -486,6 +486,12 @@ def inception_score(
     arXiv:1801.01973 (why the number is easy to misread).
     Shapes: images (N, C, H, W) in [-1, 1] -> (mean, std) over ``splits``.
     """
+    logits = _classifier_logits(images, classifier, batch_size)
+    return inception_score_from_logits(logits, splits=splits)
+
+
+def _classifier_logits(images: Tensor, classifier: nn.Module | None, batch_size: int) -> Tensor:
+    """Logits (N, n_classes) of ``classifier`` (default: the shipped digit classifier)."""
     _check_images(images, "images")
     if classifier is None:
         classifier = load_digit_classifier(images.device)
@@ -494,7 +500,7 @@ def inception_score(
         raise ValueError(
             f"classifier must return logits (N, n_classes); got {tuple(logits.shape)}."
         )
-    return inception_score_from_logits(logits, splits=splits)
+    return logits
 
 
 def _knn_radii(x: Tensor, k: int, batch_size: int) -> Tensor:
@@ -837,14 +843,7 @@ def class_coverage(
         raise ValueError(f"confidence must be in [0, 1]; got {confidence}.")
     if not 0.0 < min_fraction <= 1.0:
         raise ValueError(f"min_fraction must be in (0, 1]; got {min_fraction}.")
-    _check_images(images, "images")
-    if classifier is None:
-        classifier = load_digit_classifier(images.device)
-    logits = _run_batched(classifier, classifier, images, batch_size, "images")
-    if logits.dim() != 2 or logits.shape[0] != images.shape[0]:
-        raise ValueError(
-            f"classifier must return logits (N, n_classes); got {tuple(logits.shape)}."
-        )
+    logits = _classifier_logits(images, classifier, batch_size)
     n_classes = logits.shape[1]
     prob, pred = logits.float().softmax(dim=1).max(dim=1)
     confident = prob >= confidence
