@@ -341,23 +341,26 @@ class BaseTrainer:
 
     def _optimize(
         self, loss: Tensor, opt: torch.optim.Optimizer, grad_clip: float | None = None
-    ) -> None:
+    ) -> Tensor | None:
         """Backward and one optimizer step; with ``grad_clip``, the gradient is first rescaled to
-        a global L2 norm of at most ``grad_clip`` (Pascanu et al. 2013, arXiv:1211.5063)."""
+        a global L2 norm of at most ``grad_clip`` (Pascanu et al. 2013, arXiv:1211.5063), and the
+        norm before clipping is returned (a device tensor, no sync); without it, None."""
         opt.zero_grad(set_to_none=True)
         params = [p for group in opt.param_groups for p in group["params"]]
+        norm = None
         if self.scaler is None:
             loss.backward()
             if grad_clip is not None:
-                nn.utils.clip_grad_norm_(params, grad_clip, foreach=True)
+                norm = nn.utils.clip_grad_norm_(params, grad_clip, foreach=True)
             opt.step()
         else:  # fp16: scale the loss so small gradients survive, skip steps with inf grads
             self.scaler.scale(loss).backward()
             if grad_clip is not None:
                 self.scaler.unscale_(opt)  # clip the true gradient, not the scaled one
-                nn.utils.clip_grad_norm_(params, grad_clip, foreach=True)
+                norm = nn.utils.clip_grad_norm_(params, grad_clip, foreach=True)
             self.scaler.step(opt)
             self.scaler.update()
+        return norm
 
     def request_stop(self, reason: str) -> None:
         """Ask ``fit`` to stop after the current step (for callbacks such as early stopping).
@@ -723,6 +726,9 @@ class GANTrainer(BaseTrainer):
         self.G_ema = None if ema_decay is None else tricks.ema_generator(self.G, ema_decay)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=self.lr_g, betas=self.betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=self.lr_d, betas=self.betas)
+        # With grad_clip: each player's gradient norm before clipping in its last update (the
+        # .grad tensors then hold the clipped gradient); tricks.GradNorms logs these.
+        self.grad_norms_before_clip: dict[str, Tensor | None] = {"G": None, "D": None}
         # Separate streams: z for training, z for sample_z/generate (so evaluating does not
         # change training), and the data stream of a sampler function.
         self._z_gen = torch.Generator(self.device).manual_seed(_derive_seed(seed, "z"))
@@ -754,7 +760,7 @@ class GANTrainer(BaseTrainer):
                 d_loss = loss.d_loss(logits_real, logits_fake)
                 if loss.d_penalty is not None:
                     d_loss = d_loss + loss.d_penalty(D, x_real_d, x_fake_d)
-            self._optimize(d_loss, self.opt_d, self.grad_clip)
+            self.grad_norms_before_clip["D"] = self._optimize(d_loss, self.opt_d, self.grad_clip)
             if loss.after_d_step is not None:
                 with torch.no_grad():
                     loss.after_d_step(D)
@@ -767,7 +773,7 @@ class GANTrainer(BaseTrainer):
         try:
             with self._autocast():
                 g_loss = loss.g_loss(D(self._d_input(x_fake)))
-            self._optimize(g_loss, self.opt_g, self.grad_clip)
+            self.grad_norms_before_clip["G"] = self._optimize(g_loss, self.opt_g, self.grad_clip)
         finally:
             for p in d_params:
                 p.requires_grad_(True)

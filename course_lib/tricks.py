@@ -358,8 +358,10 @@ class GradNorms:
     Logs ``grad_norm/G`` and ``grad_norm/D`` (global L2 norms over all layers) and, with
     ``per_layer=True``, ``grad_norm/G/<layer>`` and ``grad_norm/D/<layer>``. The gradients are
     those of the last update of each player in the step just taken (D's last critic update, G's
-    update), before clipping is applied by the optimizer step (clipping rescales them in place,
-    so with ``grad_clip`` set the logged norms are the clipped ones).
+    update), **before clipping**: with ``GANTrainer(grad_clip=c)`` the ``.grad`` tensors hold the
+    clipped gradient, which is the unclipped one times min(1, c / norm) for every layer alike, so
+    the norms are rescaled with the trainer's ``grad_norms_before_clip``. A clipped run then
+    still shows an exploding gradient.
     """
 
     def __init__(self, every: int, per_layer: bool = True):
@@ -370,11 +372,18 @@ class GradNorms:
 
     def __call__(self, trainer: GANTrainer) -> dict[str, float]:
         row: dict[str, float] = {}
+        before_clip = getattr(trainer, "grad_norms_before_clip", {})
         for player, module in (("G", trainer.G), ("D", trainer.D)):
             norms = layer_grad_norms(module)
             if not norms:
                 continue
-            row[f"grad_norm/{player}"] = math.sqrt(sum(v * v for v in norms.values()))
+            total = math.sqrt(sum(v * v for v in norms.values()))
+            unclipped = before_clip.get(player)
+            if unclipped is not None and total > 0:
+                scale = float(unclipped) / total  # 1 where the norm was below the threshold
+                norms = {k: v * scale for k, v in norms.items()}
+                total = float(unclipped)
+            row[f"grad_norm/{player}"] = total
             if self.per_layer:
                 row.update({f"grad_norm/{player}/{k}": v for k, v in norms.items()})
         return row

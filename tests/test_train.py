@@ -592,9 +592,25 @@ def test_augment_sees_every_input_of_d_in_both_steps():
 def test_grad_clip_bounds_each_players_gradient_norm():
     trainer = dcgan_trainer(grad_clip=1e-3, lr_d=1.0)
     trainer.train_step(images(8))
-    norms = tricks.GradNorms(every=1, per_layer=False)(trainer)
-    assert norms["grad_norm/D"] == pytest.approx(1e-3, rel=1e-3)
-    assert norms["grad_norm/G"] <= 1e-3 * (1 + 1e-3)
+    clipped = {p: tricks.layer_grad_norms(m) for p, m in (("G", trainer.G), ("D", trainer.D))}
+    total = {p: math.sqrt(sum(v * v for v in n.values())) for p, n in clipped.items()}
+    assert total["D"] == pytest.approx(1e-3, rel=1e-3)
+    assert total["G"] <= 1e-3 * (1 + 1e-3)
+    assert float(trainer.grad_norms_before_clip["D"]) > 1e-2  # it was clipped
+
+
+def test_grad_norms_logs_the_gradient_before_clipping():
+    """D's first update sees the same loss with or without clipping: its logged per-layer norms
+    must agree, although the clipped trainer's .grad tensors are 1000x smaller."""
+    logged = {}
+    for clip in (None, 1e-3):
+        trainer = dcgan_trainer(grad_clip=clip)
+        trainer.train_step(images(8))
+        logged[clip] = tricks.GradNorms(every=1)(trainer)
+    d_keys = [k for k in logged[None] if k.startswith("grad_norm/D")]
+    assert len(d_keys) > 2
+    for key in d_keys:
+        assert logged[1e-3][key] == pytest.approx(logged[None][key], rel=1e-4), key
 
 
 def test_ema_generator_is_trained_saved_and_sampled():
