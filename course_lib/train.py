@@ -321,8 +321,12 @@ class BaseTrainer:
         raise NotImplementedError
 
     def _stateful(self) -> dict[str, Any]:
-        """Name -> each module, optimizer, scheduler or scaler whose state a checkpoint holds."""
+        """Name -> each module, optimizer, scheduler or scaler whose state a checkpoint holds
+        (None for one this trainer does not use, e.g. no EMA of G)."""
         raise NotImplementedError
+
+    def _checkpointed(self) -> dict[str, Any]:
+        return {name: obj for name, obj in self._stateful().items() if obj is not None}
 
     def _streams(self) -> dict[str, torch.Generator]:
         """Name -> each random stream of the trainer (``torch.Generator``)."""
@@ -542,7 +546,7 @@ class BaseTrainer:
             "step": self.step,
             "hparams": self.hparams(),
             "fit": self._fit_spec,
-            **{name: obj.state_dict() for name, obj in self._stateful().items()},
+            **{name: obj.state_dict() for name, obj in self._checkpointed().items()},
             "rng": {
                 "device": self.device.type,
                 **{name: gen.get_state() for name, gen in self._streams().items()},
@@ -558,7 +562,7 @@ class BaseTrainer:
         Everything is checked (format, settings, model architectures) before anything is loaded.
         """
         trainer = type(self).__name__
-        stateful = self._stateful()
+        stateful = self._checkpointed()
         # a GradScaler's state is optional: a bf16 or CPU run has none to give to an fp16 run
         required = [k for k in stateful if k != "scaler"]
         keys = ("format", "version", "step", "hparams", "rng", *required, *self.extra_state_keys)
@@ -626,7 +630,7 @@ class BaseTrainer:
         Refuses (NonFiniteLossError) if any weight is NaN/inf, so a diverged run never
         overwrites a good checkpoint.
         """
-        for name, module in self._stateful().items():
+        for name, module in self._checkpointed().items():
             if not isinstance(module, nn.Module):
                 continue
             tensors = [t for t in module.state_dict().values() if t.is_floating_point()]
@@ -874,11 +878,6 @@ class GANTrainer(BaseTrainer):
                 f"data must be a float tensor (N, ...), got dtype {data.dtype} and shape "
                 f"{tuple(data.shape)}; convert images with x.float() / 127.5 - 1."
             )
-        if data.shape[0] < batch_size:  # before the copy to the device
-            raise ValueError(
-                f"batch_size={batch_size} is larger than the data ({data.shape[0]} examples); "
-                f"use batch_size <= {data.shape[0]}."
-            )
         data = data.to(self.device)  # once: batches are then gathered on the device
         lo, hi = torch.aminmax(data)
         lo, hi = lo.item(), hi.item()
@@ -969,9 +968,14 @@ class GANTrainer(BaseTrainer):
         }
 
     def _stateful(self) -> dict[str, Any]:
-        objects: dict[str, Any] = {"G": self.G, "D": self.D, "G_ema": self.G_ema}
-        objects |= {"opt_g": self.opt_g, "opt_d": self.opt_d, "scaler": self.scaler}
-        return {name: obj for name, obj in objects.items() if obj is not None}
+        return {
+            "G": self.G,
+            "D": self.D,
+            "G_ema": self.G_ema,
+            "opt_g": self.opt_g,
+            "opt_d": self.opt_d,
+            "scaler": self.scaler,
+        }
 
     def _streams(self) -> dict[str, torch.Generator]:
         return {"z": self._z_gen, "sample": self._sample_gen, "data": self._data_gen}

@@ -822,9 +822,12 @@ class VAETrainer(BaseTrainer):
         }
 
     def _stateful(self) -> dict[str, Any]:
-        objects = {"model": self.model, "opt": self.opt, "scheduler": self.scheduler}
-        objects["scaler"] = self.scaler
-        return {name: obj for name, obj in objects.items() if obj is not None}
+        return {
+            "model": self.model,
+            "opt": self.opt,
+            "scheduler": self.scheduler,
+            "scaler": self.scaler,
+        }
 
     def _streams(self) -> dict[str, torch.Generator]:
         return {"eps": self._eps_gen, "sample": self._sample_gen}
