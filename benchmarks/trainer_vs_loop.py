@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from course_lib import runtime
-from course_lib.models import DCGANDiscriminator, DCGANGenerator
-from course_lib.train import GANTrainer
+from course_lib.gan import GANTrainer
+from course_lib.gan.models import DCGANDiscriminator, DCGANGenerator
 
 
 def sync(device: torch.device) -> None:
@@ -111,7 +111,8 @@ def main() -> None:
     D = DCGANDiscriminator(image_size=28, channels=1, width=args.width)
     data = (torch.rand(4096, 1, 28, 28) * 2 - 1).to(device)
     trainer = GANTrainer(copy.deepcopy(G), copy.deepcopy(D), device=device)
-    loop = PlainLoop(G.to(device), D.to(device), data, args.batch_size, device, trainer.amp_dtype)
+    amp_dtype = trainer.precision.dtype
+    loop = PlainLoop(G.to(device), D.to(device), data, args.batch_size, device, amp_dtype)
 
     def run_trainer(steps: int) -> None:
         trainer.fit(

@@ -21,7 +21,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from course_lib import hpo, losses, metrics, models, monitor, tricks, vae, viz
+from course_lib import metrics, monitor, vae, viz
+from course_lib import search as hpo
+from course_lib.gan import losses, models, tricks
 
 STRICT_ENV = "COURSE_CHECK_STRICT"
 

@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib import check, losses, models
+from course_lib import check
+from course_lib.gan import losses, models
 
 
 def _step(bugs=()):

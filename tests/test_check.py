@@ -65,7 +65,7 @@ def test_init_check_rejects_pytorch_default_init():
 def test_discriminator_check_rejects_a_different_architecture():
     from torch import nn
 
-    from course_lib import models
+    from course_lib.gan import models
 
     class NoBatchNorm(models.DCGANDiscriminator):
         def __init__(self, image_size, channels, width):

@@ -13,14 +13,15 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from course_lib import check, data, hpo, models, train  # noqa: E402
+from course_lib import check, data, search  # noqa: E402
+from course_lib.gan import GANTrainer, models  # noqa: E402
 
 SPACE = {"x": ("float", -3.0, 3.0), "lr": ("log", 1e-5, 1e-1)}
 
 
 def quadratic(trial):
     """A cheap objective: (x - 1)^2, reported at two steps; minimum 0 at x = 1."""
-    params = hpo.suggest(trial, SPACE)
+    params = search.suggest(trial, SPACE)
     value = (params["x"] - 1.0) ** 2
     for step in (1, 2):
         trial.report(value + 1.0 / step, step)
@@ -37,11 +38,11 @@ def params_of(study):
 
 
 def test_log_uniform_known_values_and_equal_mass_per_decade():
-    assert hpo.log_uniform(0.0, 1e-5, 1e-1) == pytest.approx(1e-5)
-    assert hpo.log_uniform(1.0, 1e-5, 1e-1) == pytest.approx(1e-1)
-    assert hpo.log_uniform(0.5, 1e-4, 1e-2) == pytest.approx(1e-3)
+    assert search.log_uniform(0.0, 1e-5, 1e-1) == pytest.approx(1e-5)
+    assert search.log_uniform(1.0, 1e-5, 1e-1) == pytest.approx(1e-1)
+    assert search.log_uniform(0.5, 1e-4, 1e-2) == pytest.approx(1e-3)
     u = torch.rand(40_000, generator=torch.Generator().manual_seed(0))
-    x = hpo.log_uniform(u, 1e-5, 1e-1)
+    x = search.log_uniform(u, 1e-5, 1e-1)
     per_decade = torch.histc(x.log10(), bins=4, min=-5, max=-1) / len(x)
     assert torch.allclose(per_decade, torch.full((4,), 0.25), atol=0.01)
 
@@ -52,20 +53,20 @@ def test_log_uniform_known_values_and_equal_mass_per_decade():
 )
 def test_log_uniform_rejects_bad_input(u, low, high, match):
     with pytest.raises(ValueError, match=match):
-        hpo.log_uniform(u, low, high)
+        search.log_uniform(u, low, high)
 
 
 def test_median_rule_by_hand():
     others = [0.4, 0.6, 0.7]  # median 0.6
-    assert not hpo.median_rule([0.5], others, "minimize")
-    assert hpo.median_rule([0.9, 0.8], others, "minimize")
-    assert not hpo.median_rule([0.5, 0.9], others, "minimize")  # the best so far counts
-    assert hpo.median_rule([0.5], others, "maximize")
-    assert not hpo.median_rule([0.55], [0.4, 0.5, 0.6, 0.7], "minimize")  # a tie is kept
-    assert not hpo.median_rule([9.0], [], "minimize")  # nobody to compare with
-    assert hpo.median_rule([math.nan], others, "minimize")
+    assert not search.median_rule([0.5], others, "minimize")
+    assert search.median_rule([0.9, 0.8], others, "minimize")
+    assert not search.median_rule([0.5, 0.9], others, "minimize")  # the best so far counts
+    assert search.median_rule([0.5], others, "maximize")
+    assert not search.median_rule([0.55], [0.4, 0.5, 0.6, 0.7], "minimize")  # a tie is kept
+    assert not search.median_rule([9.0], [], "minimize")  # nobody to compare with
+    assert search.median_rule([math.nan], others, "minimize")
     with pytest.raises(ValueError, match="direction='min'"):
-        hpo.median_rule([0.5], others, "min")
+        search.median_rule([0.5], others, "min")
 
 
 @pytest.mark.parametrize("direction", ["minimize", "maximize"])
@@ -88,29 +89,29 @@ def test_median_rule_agrees_with_optunas_median_pruner(direction):
         for step, value in enumerate(own):
             trial.report(float(value), step)
         expected = trial.should_prune()
-        got = hpo.median_rule(own, others[:, n_steps - 1], direction)
+        got = search.median_rule(own, others[:, n_steps - 1], direction)
         assert got == expected, (case, own, others)
 
 
 def test_best_so_far_keeps_the_previous_best_over_nan():
     values = [math.nan, 3.0, math.nan, 1.0, 2.0]
     np.testing.assert_array_equal(
-        hpo.best_so_far(values, "minimize"), [math.nan, 3.0, 3.0, 1.0, 1.0]
+        search.best_so_far(values, "minimize"), [math.nan, 3.0, 3.0, 1.0, 1.0]
     )
     np.testing.assert_array_equal(
-        hpo.best_so_far(values, "maximize"), [math.nan, 3.0, 3.0, 3.0, 3.0]
+        search.best_so_far(values, "maximize"), [math.nan, 3.0, 3.0, 3.0, 3.0]
     )
 
 
 def test_grid_points_are_cell_centres():
-    grid = hpo.grid_points(
+    grid = search.grid_points(
         {"lr": ("log", 1e-5, 1e-1), "b": ("float", 0.0, 1.0), "bs": ("choice", (64, 128, 256))},
         {"lr": 2, "b": 4, "bs": 2},
     )
     assert grid["lr"] == pytest.approx([1e-4, 1e-2])
     assert grid["b"] == pytest.approx([0.125, 0.375, 0.625, 0.875])
     assert grid["bs"] == [64, 256]
-    assert hpo.grid_points({"n": ("int", 1, 5)}, 3)["n"] == [2, 3, 4]
+    assert search.grid_points({"n": ("int", 1, 5)}, 3)["n"] == [2, 3, 4]
 
 
 @pytest.mark.parametrize(
@@ -118,25 +119,25 @@ def test_grid_points_are_cell_centres():
 )
 def test_bad_search_space_is_a_clear_error(space):
     with pytest.raises(ValueError, match="space"):
-        hpo.grid_points(space, 2)
+        search.grid_points(space, 2)
 
 
 def test_coverage_score_real_collapsed_and_off_mode():
-    ring = data.ring(std=hpo.RING_STD)
+    ring = data.ring(std=search.RING_STD)
     real = ring.sample(2500, torch.Generator().manual_seed(0))
-    assert 0.95 < hpo.coverage_score(real, ring) <= 1.0
-    one_mode = ring.centers[0] + hpo.RING_STD * torch.randn(2500, 2)
-    assert hpo.coverage_score(one_mode, ring) <= 1 / 8
-    assert hpo.coverage_score(torch.zeros(2500, 2), ring) == 0.0
+    assert 0.95 < search.coverage_score(real, ring) <= 1.0
+    one_mode = ring.centers[0] + search.RING_STD * torch.randn(2500, 2)
+    assert search.coverage_score(one_mode, ring) <= 1 / 8
+    assert search.coverage_score(torch.zeros(2500, 2), ring) == 0.0
 
 
 def test_format_table_aligns_columns():
-    table = hpo.format_table(["sampler", "best"], [["grid", "0.5"], ["random", "0.25"]])
+    table = search.format_table(["sampler", "best"], [["grid", "0.5"], ["random", "0.25"]])
     lines = table.split("\n")
     assert lines[0] == "sampler  best" and lines[1] == "-------  ----"
     assert lines[3] == "random   0.25"
     with pytest.raises(ValueError, match="2 cells"):
-        hpo.format_table(["a", "b"], [["only one"]])
+        search.format_table(["a", "b"], [["only one"]])
 
 
 # ------------------------------------------------------------------------------ studies
@@ -144,35 +145,35 @@ def test_format_table_aligns_columns():
 
 def test_bad_arguments_raise_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="sampler='bayes' is not one of"):
-        hpo.create_study("s", tmp_path, sampler="bayes")
+        search.create_study("s", tmp_path, sampler="bayes")
     with pytest.raises(ValueError, match="pruner='hyperband' is not one of"):
-        hpo.create_study("s", tmp_path, pruner="hyperband")
+        search.create_study("s", tmp_path, pruner="hyperband")
     with pytest.raises(ValueError, match="needs grid="):
-        hpo.create_study("s", tmp_path, sampler="grid")
+        search.create_study("s", tmp_path, sampler="grid")
     with pytest.raises(ValueError, match="direction='up'"):
-        hpo.create_study("s", tmp_path, direction="up")
+        search.create_study("s", tmp_path, direction="up")
     with pytest.raises(ValueError, match="plain file name"):
-        hpo.create_study("../s", tmp_path)
-    study = hpo.create_study("s", tmp_path)
+        search.create_study("../s", tmp_path)
+    study = search.create_study("s", tmp_path)
     for n_trials in (0, -3, 2.5):
         with pytest.raises(ValueError, match="n_trials must be an int >= 1"):
-            hpo.run_trials(study, quadratic, n_trials)
+            search.run_trials(study, quadratic, n_trials)
     with pytest.raises(ValueError, match="created to minimize, not to maximize"):
-        hpo.create_study("s", tmp_path, direction="maximize")
+        search.create_study("s", tmp_path, direction="maximize")
 
 
 def test_a_study_resumes_from_its_sqlite_file(tmp_path):
-    study = hpo.create_study("resume", tmp_path, sampler="random", pruner="none", seed=3)
-    assert hpo.run_trials(study, quadratic, 3) == 3
+    study = search.create_study("resume", tmp_path, sampler="random", pruner="none", seed=3)
+    assert search.run_trials(study, quadratic, 3) == 3
     first = params_of(study)
     del study  # "restart": nothing survives but the file
     assert (tmp_path / "resume.db").exists()
 
-    again = hpo.create_study("resume", tmp_path, sampler="random", pruner="none", seed=3)
-    assert hpo.count_finished(again) == 3
-    assert hpo.run_trials(again, quadratic, 3) == 3  # already done: nothing runs
+    again = search.create_study("resume", tmp_path, sampler="random", pruner="none", seed=3)
+    assert search.count_finished(again) == 3
+    assert search.run_trials(again, quadratic, 3) == 3  # already done: nothing runs
     assert len(again.trials) == 3
-    assert hpo.run_trials(again, quadratic, 5) == 5  # only the two missing trials run
+    assert search.run_trials(again, quadratic, 5) == 5  # only the two missing trials run
     assert [t.number for t in again.trials] == [0, 1, 2, 3, 4]
     assert params_of(again)[:3] == first
     assert all(p not in first for p in params_of(again)[3:])  # new draws, not the first ones
@@ -180,8 +181,8 @@ def test_a_study_resumes_from_its_sqlite_file(tmp_path):
 
 def test_two_worker_processes_share_one_study_then_it_resumes_here(tmp_path):
     name = "shared"
-    hpo.create_study(name, tmp_path, direction="maximize")  # tables exist before the workers
-    command = [sys.executable, "-m", "course_lib.hpo", "--storage-dir", str(tmp_path)]
+    search.create_study(name, tmp_path, direction="maximize")  # tables exist before the workers
+    command = [sys.executable, "-m", "course_lib.search", "--storage-dir", str(tmp_path)]
     command += ["--study", name, "--n-trials", "4", "--steps", "4", "--n-reports", "2"]
     workers = [
         subprocess.Popen(
@@ -192,24 +193,24 @@ def test_two_worker_processes_share_one_study_then_it_resumes_here(tmp_path):
     outputs = [w.communicate(timeout=120) for w in workers]
     for worker, (_out, err) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, err.decode()[-2000:]
-    study = hpo.create_study(name, tmp_path, direction="maximize")
-    finished = hpo.count_finished(study)
+    study = search.create_study(name, tmp_path, direction="maximize")
+    finished = search.count_finished(study)
     assert 4 <= finished <= 5  # each worker stops at 4; one running trial may finish after
     assert {t.user_attrs["worker"] for t in study.trials} <= {0, 1}
     assert len({tuple(sorted(t.params.items())) for t in study.trials}) == len(study.trials)
-    objective = lambda trial: hpo.ring_objective(trial, steps=4, n_reports=2)  # noqa: E731
-    assert hpo.run_trials(study, objective, finished + 1) == finished + 1
+    objective = lambda trial: search.ring_objective(trial, steps=4, n_reports=2)  # noqa: E731
+    assert search.run_trials(study, objective, finished + 1) == finished + 1
 
 
 @pytest.mark.parametrize("sampler", ["grid", "random", "tpe"])
 def test_samplers_are_reproducible_with_a_seed(sampler):
-    grid = hpo.grid_points(SPACE, 3)
+    grid = search.grid_points(SPACE, 3)
     runs = []
     for seed in (0, 0, 1):
         study = optuna.create_study(  # in memory: the sampler alone is under test here
-            sampler=hpo.make_sampler(sampler, seed=seed, grid=grid, n_startup_trials=3)
+            sampler=search.make_sampler(sampler, seed=seed, grid=grid, n_startup_trials=3)
         )
-        hpo.run_trials(study, quadratic, 8)
+        search.run_trials(study, quadratic, 8)
         runs.append(params_of(study))
     assert runs[0] == runs[1]
     assert runs[0] != runs[2]
@@ -220,89 +221,91 @@ def test_samplers_are_reproducible_with_a_seed(sampler):
 def test_a_fresh_study_in_a_file_repeats_with_the_same_seed(tmp_path):
     runs = []
     for folder in ("a", "b"):
-        study = hpo.create_study("s", tmp_path / folder, sampler="tpe", seed=5, n_startup_trials=2)
-        hpo.run_trials(study, quadratic, 4)
+        study = search.create_study(
+            "s", tmp_path / folder, sampler="tpe", seed=5, n_startup_trials=2
+        )
+        search.run_trials(study, quadratic, 4)
         runs.append(params_of(study))
     assert runs[0] == runs[1]
 
 
 def test_the_median_pruner_prunes_a_clearly_worse_trial(tmp_path):
-    study = hpo.create_study(
-        "prune", tmp_path, sampler="random", pruner=hpo.make_pruner("median", 3, 0)
+    study = search.create_study(
+        "prune", tmp_path, sampler="random", pruner=search.make_pruner("median", 3, 0)
     )
     for x in (1.0, 1.2, 0.8, 1.1, 3.0):  # the last one is far worse at every step
         study.enqueue_trial({"x": x, "lr": 1e-3})
-    hpo.run_trials(study, quadratic, 5)
+    search.run_trials(study, quadratic, 5)
     states = [t.state for t in study.trials]
     assert states == [TrialState.COMPLETE] * 4 + [TrialState.PRUNED]
     assert list(study.trials[-1].intermediate_values) == [1]  # stopped at the first report
-    summary = hpo.summarize(study)
+    summary = search.summarize(study)
     assert (summary.n_complete, summary.n_pruned, summary.n_failed) == (4, 1, 0)
     assert summary.best_value == pytest.approx(0.0) and summary.best_params["x"] == 1.0
-    assert np.isnan(hpo.trial_values(study)[-1]) and summary.seconds > 0
+    assert np.isnan(search.trial_values(study)[-1]) and summary.seconds > 0
 
 
 def test_train_with_pruning_reports_then_prunes_a_worse_gan(tmp_path):
-    study = hpo.create_study("gan", tmp_path, direction="maximize", sampler="random")
-    study.pruner = hpo.make_pruner("median", n_startup_trials=1)
+    study = search.create_study("gan", tmp_path, direction="maximize", sampler="random")
+    study.pruner = search.make_pruner("median", n_startup_trials=1)
     ring = data.ring()
 
     def objective(trial):
         lr = trial.suggest_float("lr", 1e-6, 1e-2, log=True)
         torch.manual_seed(0)
-        trainer = train.GANTrainer(
+        trainer = GANTrainer(
             models.MLPGenerator(hidden=8), models.MLPDiscriminator(hidden=8), lr_g=lr, lr_d=lr,
             device="cpu",
         )  # fmt: skip
         score = lambda t: math.log10(t.lr_g)  # noqa: E731 (a stand-in: higher lr scores higher)
-        return hpo.train_with_pruning(
+        return search.train_with_pruning(
             trial, trainer, ring.sample, steps=4, batch_size=8, n_reports=2, score=score
         )
 
     study.enqueue_trial({"lr": 1e-3})
     study.enqueue_trial({"lr": 1e-6})
-    hpo.run_trials(study, objective, 2)
+    search.run_trials(study, objective, 2)
     good, bad = study.trials
     assert good.state == TrialState.COMPLETE and good.intermediate_values == {1: -3.0, 2: -3.0}
     assert bad.state == TrialState.PRUNED and list(bad.intermediate_values) == [1]
 
 
 def test_a_trial_is_never_pruned_at_its_last_report(tmp_path):
-    study = hpo.create_study("last", tmp_path, sampler="random")
-    study.pruner = hpo.make_pruner("median", n_startup_trials=1)
+    study = search.create_study("last", tmp_path, sampler="random")
+    study.pruner = search.make_pruner("median", n_startup_trials=1)
 
     def objective(trial):
         lr = trial.suggest_float("lr", 1e-6, 1e-2, log=True)
-        trainer = train.GANTrainer(
+        trainer = GANTrainer(
             models.MLPGenerator(hidden=8), models.MLPDiscriminator(hidden=8), lr_g=lr, lr_d=lr,
             device="cpu",
         )  # fmt: skip
-        return hpo.train_with_pruning(
+        return search.train_with_pruning(
             trial, trainer, data.ring().sample, steps=2, batch_size=8, n_reports=1,
             score=lambda t: math.log10(t.lr_g),
         )  # fmt: skip
 
     study.enqueue_trial({"lr": 1e-3})
     study.enqueue_trial({"lr": 1e-6})  # far worse, but its training is already done
-    hpo.run_trials(study, objective, 2)
+    search.run_trials(study, objective, 2)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
     assert study.trials[1].value == pytest.approx(-6.0)
 
 
 def test_a_diverging_gan_is_pruned_with_the_reason(tmp_path):
-    study = hpo.create_study("nan", tmp_path, sampler="random", pruner="none")
+    study = search.create_study("nan", tmp_path, sampler="random", pruner="none")
 
     def objective(trial):
         trial.suggest_float("lr", 1e-3, 1e-2)
-        trainer = train.GANTrainer(
+        trainer = GANTrainer(
             models.MLPGenerator(hidden=8), models.MLPDiscriminator(hidden=8), device="cpu"
         )
-        return hpo.train_with_pruning(
+        return search.train_with_pruning(
             trial, trainer, lambda n, g: torch.full((n, 2), math.nan), steps=2, batch_size=4,
             n_reports=1, score=lambda t: 0.0,
         )  # fmt: skip
 
-    hpo.run_trials(study, objective, 1)
+    search.run_trials(study, objective, 1)
     (trial,) = study.trials
     assert trial.state == TrialState.PRUNED and "d_loss" in trial.user_attrs["diverged"]
     assert math.isnan(trial.intermediate_values[1])
@@ -311,27 +314,27 @@ def test_a_diverging_gan_is_pruned_with_the_reason(tmp_path):
 def test_param_importances_find_the_parameter_that_matters():
     studies = []
     for seed in (0, 1):
-        study = optuna.create_study(sampler=hpo.make_sampler("random", seed))
-        hpo.run_trials(study, quadratic, 15)  # the value depends on x only, not on lr
+        study = optuna.create_study(sampler=search.make_sampler("random", seed))
+        search.run_trials(study, quadratic, 15)  # the value depends on x only, not on lr
         studies.append(study)
-    importances = hpo.param_importances(studies)
+    importances = search.param_importances(studies)
     assert list(importances) == ["x", "lr"] and importances["x"] > 0.8
     assert sum(importances.values()) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="importances need >= 2"):
-        hpo.param_importances(optuna.create_study())
+        search.param_importances(optuna.create_study())
 
 
 def test_plots_draw_on_the_given_axes():
     study = optuna.create_study(
-        sampler=hpo.make_sampler("random"), pruner=hpo.make_pruner("median", 2)
+        sampler=search.make_sampler("random"), pruner=search.make_pruner("median", 2)
     )
-    hpo.run_trials(study, quadratic, 8)
+    search.run_trials(study, quadratic, 8)
     fig, axes = plt.subplots(1, 3)
-    assert hpo.plot_best_so_far({"random": [study, study]}, ax=axes[0]) is axes[0]
+    assert search.plot_best_so_far({"random": [study, study]}, ax=axes[0]) is axes[0]
     assert len(axes[0].get_lines()) == 1 and axes[0].get_xlabel() == "trial"
-    assert hpo.plot_intermediate(study, ax=axes[1]) is axes[1]
+    assert search.plot_intermediate(study, ax=axes[1]) is axes[1]
     assert len(axes[1].get_lines()) == 8
-    hpo.plot_importances({"random": hpo.param_importances(study)}, ax=axes[2])
+    search.plot_importances({"random": search.param_importances(study)}, ax=axes[2])
     assert len(axes[2].patches) == 2
     plt.close(fig)
 
@@ -352,12 +355,12 @@ def test_log_uniform_check_rejects_a_linear_draw():
         lambda values, others, direction: (
             (values[-1] > np.median(others))  # last, not best
             if len(others) and direction == "minimize"
-            else hpo.median_rule(values, others, direction)
+            else search.median_rule(values, others, direction)
         ),
         lambda values, others, direction: (
             (min(values) > np.mean(others))  # mean, not median
             if len(others) and direction == "minimize"
-            else hpo.median_rule(values, others, direction)
+            else search.median_rule(values, others, direction)
         ),
         lambda values, others, direction: bool(len(others) and min(values) >= np.median(others)),
     ],

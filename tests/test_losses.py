@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib import check, data, losses
-from course_lib.losses import (
+from course_lib import check, data
+from course_lib.gan import GANTrainer, losses
+from course_lib.gan.losses import (
     LOSSES,
     GANLoss,
     clip_weights_,
@@ -28,8 +29,7 @@ from course_lib.losses import (
     wgan,
     wgan_gp,
 )
-from course_lib.models import MLPDiscriminator, MLPGenerator
-from course_lib.train import GANTrainer
+from course_lib.gan.models import MLPDiscriminator, MLPGenerator
 
 LOG2 = math.log(2.0)
 

@@ -296,7 +296,7 @@ def classifier() -> metrics.DigitClassifier:
 
 
 def test_shipped_weights_load_frozen_and_small(classifier):
-    path = Path(metrics.__file__).parent / "weights" / metrics.WEIGHTS_FILE
+    path = Path(metrics.__file__).parents[1] / "weights" / metrics.WEIGHTS_FILE
     assert path.stat().st_size < 2 * 1024 * 1024
     assert not classifier.training
     assert not any(p.requires_grad for p in classifier.parameters())
@@ -754,7 +754,7 @@ def test_inception_download_failure_says_what_to_do(monkeypatch):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name\nresolution")
 
     monkeypatch.setitem(sys.modules, "torch_fidelity", types.ModuleType("torch_fidelity"))
-    monkeypatch.setattr(metrics, "_build_inception", unreachable)
+    monkeypatch.setattr(metrics.inception, "_build_inception", unreachable)
     with pytest.raises(metrics.InceptionUnavailableError) as info:
         metrics.inception_extractor()
     message = str(info.value)

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib.models import (
+from course_lib.gan.models import (
     DCGAN_CHANNELS,
     DCGAN_IMAGE_SIZES,
     DCGANDiscriminator,

@@ -11,8 +11,9 @@ import torch
 from PIL import Image
 
 from course_lib import check, monitor, train
-from course_lib.models import MLPDiscriminator, MLPGenerator
-from course_lib.train import Evaluate, GANTrainer, History
+from course_lib.gan import LOSS_KEYS, GANTrainer
+from course_lib.gan.models import MLPDiscriminator, MLPGenerator
+from course_lib.train import Evaluate, History
 
 
 def ring(n: int, generator: torch.Generator) -> torch.Tensor:
@@ -282,7 +283,7 @@ def test_tensorboard_logger_writes_scalars_and_purges_on_resume(monkeypatch, tmp
     (writer,) = writers
     assert writer.purge_step is None or writer.purge_step == 1  # first sync: empty history
     assert ("d_loss", trainer.history["d_loss"][1], 10) in writer.scalars
-    assert {tag for tag, _, _ in writer.scalars} == set(train.LOSS_KEYS)
+    assert {tag for tag, _, _ in writer.scalars} == set(LOSS_KEYS)
     assert [step for _, _, step, _ in writer.images] == [5, 10]
 
     resumed = monitor.TensorBoardLogger(tmp_path / "tb", every=5)
@@ -464,7 +465,7 @@ def test_early_stopping_stops_and_keeps_the_best_generator(tmp_path, capsys):
     saved = train.load_checkpoint(tmp_path / "best.pt")
     assert (saved["step"], saved["key"], saved["value"]) == (10, "fid", 5.0)
     for k, v in scripted.snapshots[10].items():
-        assert torch.equal(saved["G"][k], v) and torch.equal(early.best_state[k], v)
+        assert torch.equal(saved["G"][k], v) and torch.equal(early.best_state["G"][k], v)
     G = MLPGenerator(2, hidden=16, depth=2)
     early.restore_best(G)
     assert torch.equal(G.state_dict()["net.0.weight"], scripted.snapshots[10]["net.0.weight"])

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import train, tricks
-from course_lib.losses import GANLoss, d_loss_bce, g_loss_nonsaturating
-from course_lib.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
+from course_lib._io import derive_seed
+from course_lib.gan import LOSS_KEYS, GANTrainer, tricks
+from course_lib.gan.losses import GANLoss, d_loss_bce, g_loss_nonsaturating
+from course_lib.gan.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
 from course_lib.train import (
     CheckpointError,
     Evaluate,
-    GANTrainer,
     History,
     NonFiniteLossError,
     SampleGrid,
@@ -94,7 +94,7 @@ def test_train_step_matches_a_hand_written_step():
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
     x = images(8)
     gen = torch.Generator()
-    gen.set_state(trainer._z_gen.get_state())
+    gen.set_state(trainer.generator("z").get_state())
 
     out = trainer.train_step(x)
 
@@ -122,7 +122,7 @@ def test_train_step_returns_finite_floats_and_moves_both_players():
     before = {k: v.clone() for k, v in weights(trainer).items()}
     for _ in range(3):
         out = trainer.train_step(images(8))
-    assert set(out) == set(train.LOSS_KEYS)
+    assert set(out) == set(LOSS_KEYS)
     assert all(isinstance(v, float) and math.isfinite(v) for v in out.values())
     after = weights(trainer)
     assert not torch.equal(before["G.net.0.weight"], after["G.net.0.weight"])
@@ -167,7 +167,7 @@ def test_fit_history_rows_and_continuation():
     history = trainer.fit(images(), steps=10, batch_size=8, log_every=3, progress=False)
     assert history is trainer.history and trainer.step == 10
     assert list(history["step"]) == [3, 6, 9, 10]  # every 3 steps and the last one
-    for key in train.LOSS_KEYS:
+    for key in LOSS_KEYS:
         assert history[key].shape == (4,) and np.isfinite(history[key]).all()
     history = trainer.fit(images(), steps=15, batch_size=8, log_every=3, progress=True)
     assert trainer.step == 15 and list(history["step"]) == [3, 6, 9, 10, 12, 15]
@@ -379,7 +379,7 @@ def test_missing_or_foreign_checkpoint_is_a_clear_error(tmp_path):
 def test_resume_refuses_other_settings(tmp_path):
     path = tmp_path / "run.pt"
     dcgan_trainer().fit(images(), steps=2, batch_size=8, checkpoint_path=path, progress=False)
-    with pytest.raises(CheckpointError, match=r"lr_d=0.0002 \(here 0.001\)"):
+    with pytest.raises(CheckpointError, match=r"opt_d.lr=0.0002 \(here 0.001\)"):
         dcgan_trainer(lr_d=1e-3).resume(path)
     with pytest.raises(CheckpointError, match="loss='nonsaturating' \\(here 'minimax'\\)"):
         dcgan_trainer(loss="minimax").resume(path)
@@ -401,15 +401,15 @@ def test_checkpoint_from_another_device_reseeds_device_streams_and_keeps_the_dat
     source = mlp_trainer(seed=5)
     source.fit(ring, steps=3, batch_size=8, progress=False)
     state = source.state_dict()
-    state["rng"]["device"] = "cuda"  # as if written on a GPU
-    state["rng"]["z"] = torch.zeros(3, dtype=torch.uint8)  # a CUDA state would not fit here
+    state["streams"]["z"] = {"device": "cuda", "state": torch.zeros(3, dtype=torch.uint8)}
+    # as if written on a GPU: a CUDA generator's state would not fit a CPU one
     target = mlp_trainer(seed=5)
-    with pytest.warns(UserWarning, match="comes from a cuda run.*re-seeded"):
+    with pytest.warns(UserWarning, match="comes from a run on another device.*re-seeded"):
         target.load_state_dict(state)
     assert target.step == 3
-    assert torch.equal(target._data_gen.get_state(), source._data_gen.get_state())
-    expected_z = torch.Generator().manual_seed(train._derive_seed(5, "z", 3))
-    assert torch.equal(target._z_gen.get_state(), expected_z.get_state())
+    assert torch.equal(target.generator("data").get_state(), source.generator("data").get_state())
+    expected_z = torch.Generator().manual_seed(derive_seed(5, "z", 3))
+    assert torch.equal(target.generator("z").get_state(), expected_z.get_state())
 
 
 def test_nan_guard_keeps_the_last_good_checkpoint(tmp_path):
@@ -438,7 +438,7 @@ def test_nan_guard_keeps_the_last_good_checkpoint(tmp_path):
     assert "\n" not in message
     state = load_checkpoint(path)
     assert state["step"] == 20
-    assert all(torch.isfinite(v).all() for v in state["G"].values())
+    assert all(torch.isfinite(v).all() for v in state["state"]["G"].values())
     assert np.isnan(trainer.history["d_loss"][-1])  # the bad row is visible in the history
 
 
@@ -526,7 +526,7 @@ def test_bad_fit_arguments(data, kwargs, match):
 
 def test_cpu_defaults():
     trainer = dcgan_trainer()
-    assert trainer.device.type == "cpu" and not trainer.amp and trainer.scaler is None
+    assert trainer.device.type == "cpu" and not trainer.amp and trainer.precision.scaler is None
     assert trainer.opt_g.defaults["betas"] == (0.5, 0.999)
     assert trainer.opt_d.defaults["lr"] == 2e-4
     assert next(trainer.G.parameters()).device.type == "cpu"
@@ -540,8 +540,8 @@ def test_cuda_amp_training_and_resume(tmp_path):
     trainer = GANTrainer(G, D)
     assert trainer.device.type == "cuda" and trainer.amp
     native_bf16 = torch.cuda.get_device_capability()[0] >= 8
-    assert trainer.amp_dtype == (torch.bfloat16 if native_bf16 else torch.float16)
-    assert (trainer.scaler is None) == native_bf16  # fp16 needs a GradScaler
+    assert trainer.precision.dtype == (torch.bfloat16 if native_bf16 else torch.float16)
+    assert (trainer.precision.scaler is None) == native_bf16  # fp16 needs a GradScaler
     assert next(trainer.G.parameters()).device.type == "cuda"
     data = torch.rand(64, 3, 32, 32) * 2 - 1
     history = trainer.fit(
@@ -619,7 +619,7 @@ def test_ema_generator_is_trained_saved_and_sampled():
     z = trainer.sample_z(4)
     raw, ema = trainer.generate(z=z), trainer.generate(z=z, ema=True)
     assert raw.shape == ema.shape and not torch.equal(raw, ema)
-    assert trainer.hparams()["ema_decay"] == 0.5
+    assert trainer.hparams()["G_ema"] == 0.5
     with pytest.raises(ValueError, match="ema_decay"):
         dcgan_trainer().generate(n=2, ema=True)
 

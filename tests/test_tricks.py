@@ -5,9 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib import losses, tricks
-from course_lib.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
-from course_lib.train import GANTrainer
+from course_lib.gan import GANTrainer, losses, tricks
+from course_lib.gan.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
 
 # ----------------------------------------------------------------------------- initialization
 

@@ -6,8 +6,10 @@ import torch
 from torch import nn
 from torch.distributions import Bernoulli, MultivariateNormal, Normal, kl_divergence
 
-from course_lib import check, models, vae
+from course_lib import check, vae
+from course_lib.data import augment
 from course_lib.train import CheckpointError, Evaluate, NonFiniteLossError, load_checkpoint
+from course_lib.vae import models
 
 # ------------------------------------------------------------------- tiny models and data
 
@@ -400,7 +402,7 @@ def test_train_step_matches_a_hand_written_step():
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = binary_images(8)
     gen = torch.Generator()
-    gen.set_state(t._eps_gen.get_state())
+    gen.set_state(t.generator("eps").get_state())
 
     out = t.train_step(x)
 
@@ -482,7 +484,7 @@ KWARGS = {
     "lr_schedule": lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=40),
     "kl_schedule": vae.CyclicalAnnealing(16),
     "free_bits": 0.05,
-    "augment": vae.RandomShift(1),
+    "augment": augment.RandomShift(1),
 }
 
 
@@ -504,10 +506,11 @@ def test_resume_is_bit_exact(tmp_path, capsys, batch_norm):
     assert second.step == 40
     assert_identical(reference, second)
     assert second.scheduler.state_dict() == reference.scheduler.state_dict()
-    assert second.best_step == reference.best_step and second._bad_evals == reference._bad_evals
+    assert second.best_step == reference.best_step
+    assert second.early_stopped_at == reference.early_stopped_at
     assert history.rows == reference.history.rows
-    for k, v in reference._best_state.items():
-        assert torch.equal(v, second._best_state[k]), k
+    for k, v in reference.early.best_state["model"].items():
+        assert torch.equal(v, second.early.best_state["model"][k]), k
 
 
 def test_resume_refuses_other_settings_and_other_data(tmp_path):
@@ -527,14 +530,21 @@ def test_resume_refuses_other_settings_and_other_data(tmp_path):
         trainer().resume(tmp_path / "gan.pt")
 
 
-def test_checkpoint_without_the_early_stopping_record_is_refused_before_loading(tmp_path):
+def test_checkpoint_keeps_the_early_stopping_record_and_refuses_a_foreign_file(tmp_path):
+    """The held-out record (best step, value, weights) travels in the trainer's checkpoint, and
+    a checkpoint with a missing entry is refused before anything loads."""
     path = tmp_path / "run.pt"
-    trainer().fit(binary_images(), steps=4, batch_size=8, checkpoint_path=path, progress=False)
+    fit = {"batch_size": 8, "val_data": binary_images(10, 1), "eval_every": 2, "progress": False}
+    first = trainer()
+    first.fit(binary_images(), steps=4, checkpoint_path=path, **fit)
+    fresh = trainer(init_seed=1)
+    fresh.fit(binary_images(), steps=4, checkpoint_path=path, **fit)  # resumes, nothing to train
+    assert fresh.best_step == first.best_step and fresh.best_val_loss == first.best_val_loss
     state = load_checkpoint(path)
-    del state["best"]
+    del state["state"]["opt"]
     fresh = trainer(init_seed=1)
     before = {k: v.clone() for k, v in fresh.model.state_dict().items()}
-    with pytest.raises(CheckpointError, match=r"missing \['best'\]"):
+    with pytest.raises(CheckpointError, match=r"missing \['state.opt'\]"):
         fresh.load_state_dict(state)
     assert fresh.step == 0
     assert all(torch.equal(v, before[k]) for k, v in fresh.model.state_dict().items())
@@ -609,7 +619,7 @@ def test_bad_fit_arguments():
         t.fit(binary_images(), steps=2, patience=2, progress=False)
     with pytest.raises(ValueError, match="batch_size=64 is larger than the data"):
         t.fit(binary_images(), steps=2, progress=False)
-    with pytest.raises(ValueError, match="model must be a course_lib.models.VAE"):
+    with pytest.raises(ValueError, match="model must be a course_lib.vae.models.VAE"):
         vae.VAETrainer(nn.Linear(2, 2), device="cpu")
 
 
@@ -637,14 +647,14 @@ def test_shift_and_flip_augmentations():
     x = torch.zeros(64, 1, 8, 8)
     x[:, :, 3:5, 2:4] = 1.0
     torch.manual_seed(0)
-    shifted = vae.RandomShift(2)(x, 0)
+    shifted = augment.RandomShift(2)(x, 0)
     assert torch.equal(shifted.sum((1, 2, 3)), x.sum((1, 2, 3)))  # nothing leaves the frame
     assert set(shifted.unique().tolist()) == {0.0, 1.0} and not torch.equal(shifted, x)
-    assert torch.equal(vae.RandomShift(0)(x, 0), x)
-    assert torch.equal(vae.RandomHorizontalFlip(1.0)(x, 0), x.flip(-1))
-    assert torch.equal(vae.RandomHorizontalFlip(0.0)(x, 0), x)
+    assert torch.equal(augment.RandomShift(0)(x, 0), x)
+    assert torch.equal(augment.RandomHorizontalFlip(1.0)(x, 0), x.flip(-1))
+    assert torch.equal(augment.RandomHorizontalFlip(0.0)(x, 0), x)
     with pytest.raises(ValueError, match=r"p must lie in \[0, 1\]"):
-        vae.RandomHorizontalFlip(2.0)
+        augment.RandomHorizontalFlip(2.0)
 
 
 # ------------------------------------------------------------------------ exercise checks

@@ -1,9 +1,4 @@
-"""Datasets of the course: 2-D toy mixtures, offline digit images, downloads with clear errors.
-
-Everything here works offline except the torchvision datasets (MNIST, Fashion-MNIST, CIFAR-10),
-which download into :func:`data_root` and raise :class:`DatasetUnavailableError` (naming the offline
-alternative) when they cannot. Images are float32 tensors in [-1, 1] of shape (N, C, H, W).
-Nothing runs at import time; randomness comes from an explicit seed or ``torch.Generator``.
+"""digits28: the offline 28x28 digit set, rendered from the fonts matplotlib ships, cached on disk.
 """
 
 from __future__ import annotations
@@ -23,15 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import TensorDataset
+from course_lib._checks import check_choice, check_every, check_int, check_number
+from course_lib._io import as_float32, atomic_write, derive_seed, eval_mode
+from course_lib.data.root import DatasetUnavailableError, data_root
 
-DATA_ROOT_ENV = "COURSE_DATA"
-"""Environment variable naming the folder for datasets and caches (default ~/.cache/course_lib)."""
 
-IMAGE_DATASETS = ("digits28", "sklearn_digits", "mnist", "fashion_mnist", "cifar10")
-"""Names accepted by :func:`load_images`; the first two need no network."""
-
-TOY_DISTRIBUTIONS = ("ring", "grid", "spiral")
-"""Names accepted by :func:`toy_distribution`."""
 
 DIGITS28_VERSION = "2"
 """Bump when the digit renderer's code changes: it is in the cache key, so old caches go unused."""
@@ -39,159 +30,19 @@ DIGITS28_VERSION = "2"
 DIGITS28_SIZES = {"train": 20_000, "test": 5_000}
 """Default number of images per split of :func:`digits28`."""
 
-_TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10"}
-_PRETTY = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
 
-
-class DatasetUnavailableError(RuntimeError):
-    """A dataset could not be downloaded or read; the message names the offline alternative."""
-
-
-def data_root() -> Path:
-    """The folder for datasets and caches: ``$COURSE_DATA`` or ``~/.cache/course_lib`` (created)."""
-    root = Path(os.environ.get(DATA_ROOT_ENV) or "~/.cache/course_lib").expanduser()
-    root.mkdir(parents=True, exist_ok=True)
-    return root
-
-
-def _check_n(n: int | None, what: str = "n") -> None:
+def check_n(n: int | None, what: str = "n") -> None:
+    """A number of examples to take: a positive int, or None for all."""
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n <= 0):
         raise ValueError(f"{what}={n!r} is not a positive integer; pass e.g. {what}=1000 or None.")
 
 
-def _check_split(split: str) -> None:
+def check_split(split: str) -> None:
+    """A split of the offline sets: 'train' or 'test'."""
     if split not in DIGITS28_SIZES:
         raise ValueError(f"split={split!r} is not a split; use 'train' or 'test'.")
 
 
-def _check_positive(value: float, what: str) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not (ok and math.isfinite(value) and value > 0):
-        raise ValueError(f"{what}={value!r} must be a positive finite number, e.g. {what}=1.0.")
-
-
-def _check_count(value: int, what: str, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{what}={value!r} must be an integer >= {minimum}.")
-
-
-# ---------------------------------------------------------------------------------------------
-# 2-D toy distributions
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False)
-class GaussianMixture2D:
-    """Equal-weight mixture of K isotropic 2-D Gaussians: p(x) = (1/K) sum_k N(x; c_k, std^2 I).
-
-    The standard test bed for mode collapse: a generator that covers all K modes with samples
-    within a few ``std`` of a centre has learned the distribution; one that covers few has
-    collapsed. ``centers`` is a (K, 2) float32 tensor; compared by identity (``eq=False``).
-    Reference: Metz et al. 2017, arXiv:1611.02163, Section 3.1 (ring of 8);
-    Srivastava et al. 2017 (VEEGAN), arXiv:1705.07761, Section 5.1 (ring and 5x5 grid).
-    """
-
-    name: str
-    centers: Tensor
-    std: float
-
-    def __post_init__(self) -> None:
-        centers = torch.as_tensor(self.centers, dtype=torch.float32)
-        if centers.dim() != 2 or centers.shape[1] != 2 or centers.shape[0] < 1:
-            raise ValueError(
-                f"centers=<tensor of shape {tuple(centers.shape)}> is not (K, 2); "
-                "pass one (x, y) centre per row."
-            )
-        _check_positive(self.std, "std")
-        object.__setattr__(self, "centers", centers)
-        object.__setattr__(self, "std", float(self.std))
-
-    @property
-    def n_modes(self) -> int:
-        """K, the number of mixture components."""
-        return int(self.centers.shape[0])
-
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Draw n points: k ~ Uniform{0..K-1}, x = c_k + std * eps, eps ~ N(0, I).
-
-        Shapes: -> (n, 2) float32 on the device of ``centers`` (the generator must live there).
-        """
-        _check_count(n, "n")
-        device = self.centers.device
-        k = torch.randint(self.n_modes, (n,), generator=generator, device=device)
-        eps = torch.randn(n, 2, generator=generator, device=device)
-        return self.centers[k] + self.std * eps
-
-
-def ring(n_modes: int = 8, radius: float = 2.0, std: float = 0.02) -> GaussianMixture2D:
-    """K Gaussians evenly spaced on a circle: c_k = radius * (cos 2 pi k / K, sin 2 pi k / K).
-
-    Defaults are the unrolled-GAN setting (8 modes, radius 2, std 0.02).
-    Reference: Metz et al. 2017, arXiv:1611.02163, Section 3.1; VEEGAN, arXiv:1705.07761, 5.1.
-    Shapes: centers (n_modes, 2).
-    """
-    _check_count(n_modes, "n_modes")
-    _check_positive(radius, "radius")
-    _check_positive(std, "std")
-    angle = 2 * math.pi * torch.arange(n_modes, dtype=torch.float64) / n_modes
-    centers = radius * torch.stack([angle.cos(), angle.sin()], dim=1)
-    return GaussianMixture2D("ring", centers.float(), std)
-
-
-def grid(side: int = 5, spacing: float = 2.0, std: float = 0.05) -> GaussianMixture2D:
-    """side x side Gaussians on a square grid centred at 0 (default 25 modes at -4, -2, 0, 2, 4).
-
-    Reference: Srivastava et al. 2017 (VEEGAN), arXiv:1705.07761, Section 5.1;
-    Lin et al. 2018 (PacGAN), arXiv:1712.04086, Section 5.1.
-    Shapes: centers (side**2, 2), row-major in (x, y).
-    """
-    _check_count(side, "side")
-    _check_positive(spacing, "spacing")
-    _check_positive(std, "std")
-    axis = (torch.arange(side, dtype=torch.float64) - (side - 1) / 2) * spacing
-    xx, yy = torch.meshgrid(axis, axis, indexing="ij")
-    centers = torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1)
-    return GaussianMixture2D("grid", centers.float(), std)
-
-
-def spiral(
-    n_modes: int = 20, turns: float = 2.0, radius: float = 2.0, std: float = 0.05
-) -> GaussianMixture2D:
-    """K Gaussians at equal arc length along an Archimedean spiral r = radius * theta / theta_max.
-
-    theta runs from pi/2 to theta_max = pi/2 + 2 pi turns: modes sit on nested arms, so a
-    generator must bend one sheet of mass around the centre. A discrete version of the Swiss
-    roll of Gulrajani et al. 2017. With the defaults, neighbouring modes are 0.6-0.75 apart and
-    the arms 0.9 apart, i.e. at least 12 std.
-    Reference: course-made; cf. Gulrajani et al. 2017 (WGAN-GP), arXiv:1704.00028, Sec. 4, Fig. 1.
-    Shapes: centers (n_modes, 2), ordered from the inside out.
-    """
-    _check_count(n_modes, "n_modes")
-    _check_positive(turns, "turns")
-    _check_positive(radius, "radius")
-    _check_positive(std, "std")
-    theta_max = math.pi / 2 + 2 * math.pi * turns
-    theta = torch.linspace(math.pi / 2, theta_max, 4096, dtype=torch.float64)
-    r = radius * theta / theta_max
-    curve = torch.stack([r * theta.cos(), r * theta.sin()], dim=1)
-    step = curve.diff(dim=0).norm(dim=1)
-    arc = torch.cat([step.new_zeros(1), step.cumsum(0)])  # arc length at each theta
-    targets = torch.linspace(0, float(arc[-1]), n_modes, dtype=torch.float64)
-    idx = torch.searchsorted(arc, targets).clamp(max=len(arc) - 1)
-    return GaussianMixture2D("spiral", curve[idx].float(), std)
-
-
-def toy_distribution(name: str) -> GaussianMixture2D:
-    """The default mixture called ``name``: "ring" (8 modes), "grid" (25) or "spiral" (20)."""
-    factories = {"ring": ring, "grid": grid, "spiral": spiral}
-    if name not in factories:
-        raise ValueError(f"name={name!r} is not a toy distribution; use one of {TOY_DISTRIBUTIONS}")
-    return factories[name]()
-
-
-# ---------------------------------------------------------------------------------------------
-# digits28: the offline 28x28 digit set, rendered from matplotlib's fonts
-# ---------------------------------------------------------------------------------------------
 
 # Fonts shipped in matplotlib's mpl-data/fonts/ttf with ordinary lining digits (cmmi10 has
 # old-style figures, cmsy10/cmex10 map '0'-'9' to symbols, the Display fonts lack digits).
@@ -434,19 +285,6 @@ def _generate_digits28(split: str, seed: int, size: int) -> tuple[np.ndarray, np
     return np.concatenate(images), np.concatenate(labels).astype(np.int64)
 
 
-def _save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
-    """Write arrays to ``path`` so that readers see the old file or the whole new one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache may be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def digits28(
@@ -470,8 +308,8 @@ def digits28(
     28); LeCun et al. 1998, Proc. IEEE 86(11), Section III-A (MNIST 20x20 box, centre of mass).
     Shapes: images (N, 1, 28, 28) float32 in [-1, 1], labels (N,) int64 in 0..9.
     """
-    _check_split(split)
-    _check_n(n)
+    check_split(split)
+    check_n(n)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed={seed!r} is not an integer; pass e.g. seed=0.")
     count = DIGITS28_SIZES[split] if n is None else n
@@ -490,99 +328,9 @@ def digits28(
             images = labels = None  # a corrupt or partial cache is regenerated
     if images is None or labels is None:
         images, labels = _generate_digits28(split, seed, size)
-        _save_npz_atomic(path, images=images, labels=labels)
+        arrays = {"images": images, "labels": labels}
+        atomic_write(path, lambda f: np.savez_compressed(f, **arrays), mode=0o644)
     x = torch.from_numpy(images[:count].astype(np.float32)).div_(127.5).sub_(1.0).unsqueeze(1)
     return TensorDataset(x, torch.from_numpy(labels[:count].astype(np.int64)))
 
 
-# ---------------------------------------------------------------------------------------------
-# scikit-learn's digits and the torchvision datasets
-# ---------------------------------------------------------------------------------------------
-
-
-def sklearn_digits(n: int | None = None) -> TensorDataset:
-    """scikit-learn's 1,797 8x8 handwritten digits (UCI optdigits test set), scaled to [-1, 1].
-
-    Pixel counts 0..16 map to x / 8 - 1. ``n`` keeps the first n images (in scikit-learn's order).
-    Reference: Alpaydin & Kaynak 1998, UCI "Optical Recognition of Handwritten Digits".
-    Shapes: images (N, 1, 8, 8) float32, labels (N,) int64.
-    """
-    _check_n(n)
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    if n is not None and n > len(bunch.images):
-        raise ValueError(f"n={n} is more than the {len(bunch.images)} images; pass n <= 1797.")
-    x = torch.from_numpy(bunch.images[:n].astype(np.float32)).div_(8.0).sub_(1.0).unsqueeze(1)
-    return TensorDataset(x, torch.from_numpy(bunch.target[:n].astype(np.int64)))
-
-
-_OFFLINE_HINTS = ("urlopen error", "name resolution", "not known", "unreachable", "timed out")
-
-
-def _short_cause(exc: BaseException) -> str:
-    """One short line: 'no network: <reason>' for network failures, else '<Type>: <message>'."""
-    import socket
-    import urllib.error
-
-    text = " ".join(str(exc).split())
-    reasons = re.findall(r"<urlopen error (.*?)>", text)  # torchvision wraps these in a list
-    network = (urllib.error.URLError, ConnectionError, socket.timeout, TimeoutError)
-    offline = isinstance(exc, network) or any(hint in text for hint in _OFFLINE_HINTS)
-    reason = reasons[-1] if reasons else f"{type(exc).__name__}: {text}".rstrip(": ")
-    reason = reason if len(reason) <= 100 else reason[:97] + "..."
-    return f"no network: {reason}" if offline else reason
-
-
-def _torchvision_images(name: str, split: str, root: Path) -> TensorDataset:
-    pretty = _PRETTY[name]
-    try:
-        import torchvision
-
-        cls = getattr(torchvision.datasets, _TORCHVISION[name])
-        ds = cls(str(root), train=(split == "train"), download=True)
-        data, targets = ds.data, ds.targets
-    except Exception as exc:
-        raise DatasetUnavailableError(
-            f"{pretty} could not be loaded ({_short_cause(exc)}). Use load_images('digits28'), "
-            f"which the course generates offline, or put the {pretty} files torchvision expects "
-            f"in {root}."
-        ) from exc
-    x = torch.as_tensor(np.asarray(data)).float().div_(127.5).sub_(1.0)
-    x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2).contiguous()  # CIFAR: NHWC
-    return TensorDataset(x, torch.as_tensor(np.asarray(targets), dtype=torch.int64))
-
-
-def load_images(
-    name: str,
-    split: str = "train",
-    n: int | None = None,
-    seed: int = 0,
-    root: str | Path | None = None,
-) -> TensorDataset:
-    """Load an image dataset by name as TensorDataset(images in [-1, 1], int64 labels).
-
-    "digits28" (offline, :func:`digits28`; ``seed`` picks its random draw), "sklearn_digits"
-    (offline 8x8, train split only), "mnist", "fashion_mnist" (1x28x28) and "cifar10" (3x32x32)
-    through torchvision with download=True into ``root`` (default :func:`data_root`). Any
-    failure to get a torchvision dataset raises :class:`DatasetUnavailableError`, whose message
-    names the offline alternative. ``n`` keeps the first n images of the split.
-    Shapes: images (N, C, H, W) float32, labels (N,) int64.
-    """
-    if name not in IMAGE_DATASETS:
-        raise ValueError(f"name={name!r} is not an image dataset; use one of {IMAGE_DATASETS}.")
-    _check_split(split)
-    _check_n(n)
-    if name == "digits28":
-        return digits28(split, n=n, seed=seed, root=root)
-    if name == "sklearn_digits":
-        if split != "train":
-            raise ValueError(
-                f"split={split!r}: sklearn_digits has only split='train' (1,797 images); "
-                "hold out part of it yourself."
-            )
-        return sklearn_digits(n)
-    folder = Path(root).expanduser() if root is not None else data_root()
-    folder.mkdir(parents=True, exist_ok=True)
-    images, labels = _torchvision_images(name, split, folder).tensors
-    return TensorDataset(images[:n], labels[:n])

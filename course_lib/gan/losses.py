@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from course_lib._checks import check_number
+from course_lib._io import as_float32
+
 
 def _check_logits(name: str, logits: Tensor) -> None:
     if not logits.is_floating_point() or logits.numel() == 0:
@@ -31,19 +33,6 @@ def _check_logits(name: str, logits: Tensor) -> None:
             f"{name} must be a non-empty float tensor of logits, got dtype {logits.dtype} and "
             f"shape {tuple(logits.shape)}; pass the discriminator's raw output (before sigmoid)."
         )
-
-
-def _fp32(x: Tensor) -> Tensor:
-    """Half-precision outputs (autocast) upcast to float32 for the loss; float64 stays float64."""
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-
-
-def _check_number(name: str, value: object, *, positive: bool = False) -> float:
-    ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
-    if not ok or (positive and value <= 0):  # type: ignore[operator]
-        kind = "a finite number > 0" if positive else "a finite number"
-        raise ValueError(f"{name} must be {kind}, got {value!r}.")
-    return float(value)  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------- the original GAN (BCE)
@@ -104,7 +93,7 @@ def d_loss_wasserstein(critic_real: Tensor, critic_fake: Tensor) -> Tensor:
     """
     _check_logits("critic_real", critic_real)
     _check_logits("critic_fake", critic_fake)
-    return _fp32(critic_fake).mean() - _fp32(critic_real).mean()
+    return as_float32(critic_fake).mean() - as_float32(critic_real).mean()
 
 
 def g_loss_wasserstein(critic_fake: Tensor) -> Tensor:
@@ -115,7 +104,7 @@ def g_loss_wasserstein(critic_fake: Tensor) -> Tensor:
     Shapes: critic_fake (N,) -> scalar (batch mean).
     """
     _check_logits("critic_fake", critic_fake)
-    return -_fp32(critic_fake).mean()
+    return -as_float32(critic_fake).mean()
 
 
 def clip_weights_(module: nn.Module, clip: float = 0.01) -> None:
@@ -126,7 +115,7 @@ def clip_weights_(module: nn.Module, clip: float = 0.01) -> None:
     Reference: Arjovsky et al. 2017, arXiv:1701.07875, Section 3 and Algorithm 1 (c = 0.01).
     Returns None; runs under no_grad.
     """
-    clip = _check_number("clip", clip, positive=True)
+    clip = check_number("clip", clip, 0.0, strict=True)
     with torch.no_grad():
         for p in module.parameters():
             p.clamp_(-clip, clip)
@@ -151,7 +140,7 @@ def _input_gradient(D: nn.Module, x: Tensor, what: str) -> Tensor:
             "BatchNorm (e.g. layer norm; Gulrajani et al. 2017, Section 4).",
             stacklevel=3,
         )
-    x = _fp32(x.detach()).requires_grad_(True)
+    x = as_float32(x.detach()).requires_grad_(True)
     no_autocast = (
         torch.autocast(x.device.type, enabled=False)
         if x.device.type in ("cuda", "cpu")
@@ -186,7 +175,7 @@ def gradient_penalty(
             f"real and fake must have the same shape (N, ...), got {tuple(real.shape)} and "
             f"{tuple(fake.shape)}; pass one fake per real example."
         )
-    real, fake = _fp32(real.detach()), _fp32(fake.detach())
+    real, fake = as_float32(real.detach()), as_float32(fake.detach())
     eps_shape = (real.shape[0],) + (1,) * (real.dim() - 1)
     eps = torch.rand(eps_shape, generator=generator, dtype=real.dtype, device=real.device)
     x_hat = eps * real + (1 - eps) * fake
@@ -223,7 +212,10 @@ def d_loss_lsgan(out_real: Tensor, out_fake: Tensor, a: float = 0.0, b: float = 
     """
     _check_logits("out_real", out_real)
     _check_logits("out_fake", out_fake)
-    return 0.5 * ((_fp32(out_real) - b) ** 2).mean() + 0.5 * ((_fp32(out_fake) - a) ** 2).mean()
+    return (
+        0.5 * ((as_float32(out_real) - b) ** 2).mean()
+        + 0.5 * ((as_float32(out_fake) - a) ** 2).mean()
+    )
 
 
 def g_loss_lsgan(out_fake: Tensor, c: float = 1.0) -> Tensor:
@@ -236,7 +228,7 @@ def g_loss_lsgan(out_fake: Tensor, c: float = 1.0) -> Tensor:
     Shapes: out_fake (N,) -> scalar (batch mean).
     """
     _check_logits("out_fake", out_fake)
-    return 0.5 * ((_fp32(out_fake) - c) ** 2).mean()
+    return 0.5 * ((as_float32(out_fake) - c) ** 2).mean()
 
 
 # ----------------------------------------------------------------------------------- hinge
@@ -253,7 +245,7 @@ def d_loss_hinge(logits_real: Tensor, logits_fake: Tensor) -> Tensor:
     """
     _check_logits("logits_real", logits_real)
     _check_logits("logits_fake", logits_fake)
-    return F.relu(1 - _fp32(logits_real)).mean() + F.relu(1 + _fp32(logits_fake)).mean()
+    return F.relu(1 - as_float32(logits_real)).mean() + F.relu(1 + as_float32(logits_fake)).mean()
 
 
 def g_loss_hinge(logits_fake: Tensor) -> Tensor:
@@ -263,7 +255,7 @@ def g_loss_hinge(logits_fake: Tensor) -> Tensor:
     Shapes: logits_fake (N,) -> scalar (batch mean).
     """
     _check_logits("logits_fake", logits_fake)
-    return -_fp32(logits_fake).mean()
+    return -as_float32(logits_fake).mean()
 
 
 # ---------------------------------------------------------------------- the GANLoss bundle
@@ -305,13 +297,13 @@ def _weighted_r1_penalty(D: nn.Module, x_real: Tensor, x_fake: Tensor, *, gamma:
 def wgan(clip: float = 0.01) -> GANLoss:
     """WGAN with weight clipping: Wasserstein losses, every D parameter clamped after each step.
 
-    Train it as the paper does, as far as :class:`~course_lib.train.GANTrainer` allows:
-    ``n_critic=5`` and a small learning rate (Arjovsky et al. use RMSProp with lr 5e-5, which
-    the trainer does not offer; Adam with beta1 = 0 and lr 5e-5 is the nearest, they report
-    momentum (beta1 > 0) made training unstable).
+    Train it as the paper does: ``n_critic=5`` and RMSProp with lr 5e-5, i.e.
+    ``Trainer(GANStep(G, D, RMSprop(G.parameters(), 5e-5), RMSprop(D.parameters(), 5e-5),
+    wgan(), n_critic=5))``; the paper reports that momentum (Adam's beta1 > 0) made training
+    unstable. ``GANTrainer`` (Adam only) comes nearest with beta1 = 0 and lr 5e-5.
     Reference: Arjovsky et al. 2017, arXiv:1701.07875, Algorithm 1 (c = 0.01, n_critic = 5).
     """
-    clip = _check_number("clip", clip, positive=True)
+    clip = check_number("clip", clip, 0.0, strict=True)
     return GANLoss(
         _name("wgan", clip=(clip, 0.01)),
         d_loss_wasserstein,
@@ -327,7 +319,7 @@ def wgan_gp(gp_weight: float = 10.0) -> GANLoss:
     have no BatchNorm (use layer norm or none).
     Reference: Gulrajani et al. 2017, arXiv:1704.00028, eq. 3 and Algorithm 1.
     """
-    gp_weight = _check_number("gp_weight", gp_weight, positive=True)
+    gp_weight = check_number("gp_weight", gp_weight, 0.0, strict=True)
     return GANLoss(
         _name("wgan-gp", gp_weight=(gp_weight, 10.0)),
         d_loss_wasserstein,
@@ -344,7 +336,7 @@ def lsgan(a: float = 0.0, b: float = 1.0, c: float = 1.0) -> GANLoss:
     the fake label, e.g. the wrong a = 0, b = 1, c = 0 of some tutorials).
     Reference: Mao et al. 2017, arXiv:1611.04076, eq. 2 and Section 3.2.
     """
-    a, b, c = (_check_number(k, v) for k, v in (("a", a), ("b", b), ("c", c)))
+    a, b, c = (check_number(k, v) for k, v in (("a", a), ("b", b), ("c", c)))
     if a == b:
         raise ValueError(f"a and b must differ (fake and real labels), got a = b = {a:g}.")
     if c == a:
@@ -366,7 +358,7 @@ def r1(gamma: float = 10.0, base: str | GANLoss = "nonsaturating") -> GANLoss:
     several image datasets; the right value depends on the data).
     Raises ValueError if ``base`` already has a penalty.
     """
-    gamma = _check_number("gamma", gamma, positive=True)
+    gamma = check_number("gamma", gamma, 0.0, strict=True)
     base = get_loss(base)
     if base.d_penalty is not None:
         raise ValueError(f"base loss {base.name!r} already has a penalty; pass one without.")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -24,10 +24,8 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrizations, parametrize
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from course_lib import losses, models
-
-if TYPE_CHECKING:
-    from course_lib.train import GANTrainer
+from course_lib.data.augment import translate
+from course_lib.gan import losses, models
 
 INIT_SCHEMES = ("dcgan", "xavier", "kaiming", "orthogonal", "default")
 """Initialization schemes :func:`init_weights_` knows."""
@@ -219,19 +217,6 @@ def _brightness_saturation_contrast(x: Tensor) -> Tensor:
     return (x - mean) * (torch.rand(n, 1, 1, 1, dtype=x.dtype, device=x.device) + 0.5) + mean
 
 
-def _translation(x: Tensor, ratio: float = 0.125) -> Tensor:
-    """Shift each image by up to ``ratio`` of its size, filling with zeros."""
-    n, _, h, w = x.shape
-    sh, sw = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    dy = torch.randint(-sh, sh + 1, (n, 1, 1), device=x.device)
-    dx = torch.randint(-sw, sw + 1, (n, 1, 1), device=x.device)
-    rows = torch.arange(h, device=x.device).view(1, h, 1) + dy + sh  # index into the padded image
-    cols = torch.arange(w, device=x.device).view(1, 1, w) + dx + sw
-    padded = F.pad(x, (sw, sw, sh, sh))  # (N, C, H + 2sh, W + 2sw)
-    batch = torch.arange(n, device=x.device).view(n, 1, 1)
-    return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
-
-
 def _cutout(x: Tensor, ratio: float = 0.5) -> Tensor:
     """Zero one square of ``ratio`` times the image size per image, centred anywhere."""
     n, _, h, w = x.shape
@@ -273,7 +258,7 @@ class DiffAugment:
         self._fns = [
             {
                 "color": _brightness_saturation_contrast,
-                "translation": _translation,
+                "translation": translate,
                 "cutout": _cutout,
             }[p]
             for p in names
@@ -322,7 +307,9 @@ def ema_generator(G: nn.Module, decay: float = 0.999) -> AveragedModel:
     """
     if isinstance(decay, bool) or not isinstance(decay, int | float) or not 0.0 < decay < 1.0:
         raise ValueError(f"decay must be a number in (0, 1), got {decay!r}; try 0.999.")
-    return AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(float(decay)), use_buffers=True)
+    ema = AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(float(decay)), use_buffers=True)
+    ema.decay = float(decay)  # recorded in checkpoints' settings
+    return ema
 
 
 # ----------------------------------------------------------------------------- gradient norms
@@ -370,7 +357,7 @@ class GradNorms:
         self.every = every
         self.per_layer = per_layer
 
-    def __call__(self, trainer: GANTrainer) -> dict[str, float]:
+    def __call__(self, trainer: Any) -> dict[str, float]:
         row: dict[str, float] = {}
         before_clip = getattr(trainer, "grad_norms_before_clip", {})
         for player, module in (("G", trainer.G), ("D", trainer.D)):

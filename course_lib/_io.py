@@ -1,0 +1,79 @@
+"""Plumbing shared by the package: atomic writes, seed derivation, eval mode, float32 upcast."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+import torch
+from torch import Tensor, nn
+
+
+def atomic_write(
+    path: str | os.PathLike[str], write: Callable[[IO[bytes]], None], mode: int | None = None
+) -> Path:
+    """Call ``write(f)`` on a temporary file beside ``path``, then rename it over ``path``.
+
+    The file is flushed and fsync'ed before ``os.replace`` (atomic on POSIX and Windows), so a
+    crash or a kill during the write leaves the old file or the new one, never a partial one.
+    Creates missing parent folders; ``mode`` sets the file's permissions (the temporary file is
+    private to the user, which suits checkpoints; a shared cache wants 0o644). Returns the path.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable (POSIX only)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    return path
+
+
+def derive_seed(*keys: object, bits: int = 63) -> int:
+    """A seed of ``bits`` bits for one named random stream, e.g. ``derive_seed(seed, "epoch", 3)``.
+
+    A hash (BLAKE2b) of the keys' repr: the same keys give the same seed in every process and on
+    every platform, and streams with different names are independent for practical purposes.
+    """
+    size = (bits + 7) // 8  # BLAKE2b's output depends on its size: 8 bytes for 63 bits, 4 for 32
+    digest = hashlib.blake2b(repr(keys).encode(), digest_size=size).digest()
+    return int.from_bytes(digest, "little") >> (8 * size - bits)
+
+
+@contextlib.contextmanager
+def eval_mode(*modules: nn.Module) -> Iterator[None]:
+    """Put ``modules`` in eval mode (BatchNorm uses running statistics, no dropout), without
+    gradients; restore every submodule's previous mode afterwards, also after an error."""
+    modes = {m: m.training for module in modules for m in module.modules()}  # submodules too
+    for module in modules:
+        module.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for m, training in modes.items():
+            m.training = training
+
+
+def as_float32(x: Tensor) -> Tensor:
+    """Half-precision tensors (from autocast) upcast to float32; float32 and float64 stay."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x

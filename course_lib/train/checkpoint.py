@@ -1,0 +1,98 @@
+"""Checkpoint files: atomic ``torch.save``, safe ``torch.load``, and the checks run before loading.
+
+A checkpoint is a plain dict of tensors, numbers, strings and lists, read back with
+``weights_only=True`` (no pickled code runs). :class:`course_lib.train.Trainer` writes one with
+every piece of state of a run; everything in it is checked against the trainer before anything
+is loaded, so a checkpoint loads all or nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from course_lib._io import atomic_write
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable, or does not match the trainer; the message says why."""
+
+
+def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Write ``state`` with ``torch.save`` atomically: ``path`` holds the old file or the new one.
+
+    The state goes to a temporary file in the same directory, is flushed and fsync'ed, then
+    renamed over ``path`` with ``os.replace`` (atomic on POSIX and Windows), so a crash or a
+    kill during the write never leaves a partial checkpoint. Creates missing parent folders.
+    Returns the path.
+    """
+    return atomic_write(path, lambda f: torch.save(dict(state), f))
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], map_location: str | torch.device | None = None
+) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` with ``torch.load(weights_only=True)``.
+
+    ``weights_only=True`` refuses arbitrary pickled objects, so loading a file from elsewhere
+    cannot run code. Raises :class:`CheckpointError` (one line: the path and what to do) when
+    the file is missing, truncated, corrupt, or does not hold a dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}; check the path, or train from scratch.")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for damaged files; all mean the same here
+        # torch's own text (chained below) is long and about pickling; the type is enough here
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or truncated ({type(exc).__name__}); "
+            "delete it and train again, or restore an intact copy."
+        ) from exc
+    if not isinstance(state, dict):
+        raise CheckpointError(
+            f"{path} holds a {type(state).__name__}, not a checkpoint dict; "
+            "pass a file written by save_checkpoint or a trainer."
+        )
+    return state
+
+
+def check_module_state(name: str, module: nn.Module, saved: Any, source: str) -> None:
+    """Raise :class:`CheckpointError` unless ``saved`` holds weights of ``module``'s names and
+    shapes (checked before anything loads: a mismatch names the first differing tensor)."""
+    own = module.state_dict()
+    if not isinstance(saved, Mapping):
+        raise CheckpointError(f"{source} has no weights for {name}; train a new run.")
+    problems = [f"{k} missing" for k in own if k not in saved]
+    problems += [f"unexpected {k}" for k in saved if k not in own]
+    problems += [
+        f"{k} has shape {tuple(saved[k].shape)} there but {tuple(v.shape)} here"
+        for k, v in own.items()
+        if k in saved and isinstance(saved[k], Tensor) and saved[k].shape != v.shape
+    ]
+    if problems:
+        raise CheckpointError(
+            f"{source} holds a different {name} ({problems[0]}); build the same {name} "
+            "(class, sizes, width) as the run that wrote it."
+        )
+
+
+def describe(obj: object) -> Any:
+    """A stable, comparable text for a setting in a checkpoint's ``hparams``.
+
+    Numbers, strings, bools and None stay; tuples become lists; other objects give their repr,
+    or their qualified name where the repr holds a memory address (plain functions, lambdas).
+    """
+    if obj is None or isinstance(obj, bool | int | float | str):
+        return obj
+    if isinstance(obj, tuple | list):
+        return [describe(v) for v in obj]
+    text = repr(obj)
+    if " at 0x" in text:  # default reprs hold a memory address that changes from run to run
+        return getattr(obj, "__qualname__", type(obj).__name__)
+    return text
