@@ -42,6 +42,19 @@ def callback_keys(callbacks: Iterable[Callback]) -> dict[str, Callback]:
     return named
 
 
+def check_callbacks(callbacks: Iterable[Callback]) -> tuple[Callback, ...]:
+    """The callbacks as a tuple; a ValueError names one that is not callable or lacks ``every``."""
+    callbacks = tuple(callbacks)
+    for cb in callbacks:
+        every = getattr(cb, "every", None)
+        if not callable(cb) or type(every) is not int or every < 1:
+            raise ValueError(
+                f"callback {cb!r} must be callable with an int attribute every >= 1, "
+                "e.g. train.Evaluate(fn, every=100)."
+            )
+    return callbacks
+
+
 @dataclass
 class SampleGrid:
     """Generate images from a fixed batch ``z`` every ``every`` steps and keep them.

@@ -96,3 +96,48 @@ def describe(obj: object) -> Any:
     if " at 0x" in text:  # default reprs hold a memory address that changes from run to run
         return getattr(obj, "__qualname__", type(obj).__name__)
     return text
+
+
+def check_run_state(
+    state: Any,
+    *,
+    source: str,
+    trainer: str,
+    fmt: str,
+    version: int,
+    stateful: Mapping[str, Any],
+    settings: Mapping[str, Any],
+) -> None:
+    """Raise :class:`CheckpointError` unless ``state`` is a complete checkpoint of this run: the
+    same format (algorithm) and version, every part with state, the same settings, and models of
+    the same architecture. Runs before anything loads, so a refused checkpoint changes nothing.
+    """
+    if not isinstance(state, Mapping) or state.get("format") != fmt:
+        found = state.get("format") if isinstance(state, Mapping) else type(state).__name__
+        raise CheckpointError(
+            f"{source} was not written by {trainer} (it holds {found!r}, expected {fmt!r}); "
+            f"pass a file from {trainer}.save or fit."
+        )
+    if state.get("version") != version:
+        raise CheckpointError(
+            f"{source} is a version {state.get('version')} checkpoint, this course_lib "
+            f"reads version {version}; train a new run (or use the course_lib "
+            "release that wrote it)."
+        )
+    keys = ("step", "batches_drawn", "hparams", "state", "streams", "rng", "history")
+    missing = [k for k in keys if k not in state]
+    # a GradScaler's state is optional: a bf16 or CPU run has none to give to an fp16 run
+    held = state.get("state") if isinstance(state.get("state"), Mapping) else {}
+    missing += [f"state.{k}" for k in stateful if k != "scaler" and k not in held]
+    if missing:
+        raise CheckpointError(f"{source} is incomplete (missing {missing}); train a new run.")
+    saved, own = state["hparams"], settings
+    diffs = [f"{k}={saved.get(k)!r} (here {v!r})" for k, v in own.items() if saved.get(k) != v]
+    if diffs:
+        raise CheckpointError(
+            f"{source} was written with other settings: {', '.join(diffs)}; create the trainer "
+            "with the checkpoint's settings, or use a new checkpoint_path."
+        )
+    for name, obj in stateful.items():
+        if isinstance(obj, nn.Module):
+            check_module_state(name, obj, state["state"].get(name), source)

@@ -129,9 +129,10 @@ class EarlyStopping:
             self.best_step, self.best_value = int(past_steps[best_i]), scores[best_i]
         if self.patience is not None and wait >= self.patience:
             self.stopped_at = trainer.step
+            at = f" at step {self.best_step}" if self.best_step is not None else ""
             trainer.request_stop(
-                f"early stopping: {key} has not improved for {wait} evaluations (best {scores[best_i]:.4g}"
-                + (f" at step {self.best_step})" if self.best_step is not None else ")")
+                f"early stopping: {key} has not improved for {wait} evaluations "
+                f"(best {scores[best_i]:.4g}{at})"
             )
         return out
 

@@ -20,7 +20,6 @@ trainer owns everything around it, once for every family:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import warnings
@@ -37,16 +36,16 @@ from course_lib import runtime
 from course_lib._checks import check_int
 from course_lib._io import derive_seed
 from course_lib.train.batches import Batch, Sampler, make_batches
-from course_lib.train.callbacks import Callback, callback_keys
+from course_lib.train.callbacks import Callback, callback_keys, check_callbacks
 from course_lib.train.checkpoint import (
     CheckpointError,
-    check_module_state,
-    describe,
+    check_run_state,
     load_checkpoint,
     save_checkpoint,
 )
 from course_lib.train.history import History
 from course_lib.train.precision import MixedPrecision
+from course_lib.train.state import has_state, parts, restore_streams, save_streams, settings
 
 CHECKPOINT_VERSION = 2
 
@@ -63,19 +62,6 @@ class Algorithm(Protocol):
     """
 
     def step(self, trainer: Trainer, batch: Batch) -> Mapping[str, Tensor]: ...
-
-
-def parts(algorithm: object) -> dict[str, Any]:
-    """An algorithm's parts by name: a dataclass's fields, else its instance attributes."""
-    if dataclasses.is_dataclass(algorithm):
-        return {f.name: getattr(algorithm, f.name) for f in dataclasses.fields(algorithm)}
-    return dict(vars(algorithm))
-
-
-def _has_state(obj: object) -> bool:
-    return callable(getattr(obj, "state_dict", None)) and callable(
-        getattr(obj, "load_state_dict", None)
-    )
 
 
 class Trainer:
@@ -201,14 +187,7 @@ class Trainer:
             check_int("checkpoint_every", checkpoint_every, 1)
             if checkpoint_path is None:
                 raise ValueError("checkpoint_every needs a checkpoint_path to write to.")
-        callbacks = tuple(callbacks)
-        for cb in callbacks:
-            every = getattr(cb, "every", None)
-            if not callable(cb) or type(every) is not int or every < 1:
-                raise ValueError(
-                    f"callback {cb!r} must be callable with an int attribute every >= 1, "
-                    "e.g. train.Evaluate(fn, every=100)."
-                )
+        callbacks = check_callbacks(callbacks)
         self._next, spec = make_batches(
             data,
             batch_size,
@@ -228,9 +207,7 @@ class Trainer:
             )
         self._resumed_spec, self._fit_spec = None, spec
         self._callbacks = callbacks
-        for key, cb in callback_keys(callbacks).items():
-            if key in self._callback_states and _has_state(cb):
-                cb.load_state_dict(self._callback_states.pop(key))  # type: ignore[attr-defined]
+        self._hand_states_to_callbacks()
         for cb in callbacks:  # a run that early stopping ended stays ended (until a new run)
             if getattr(cb, "stopped_at", None) is not None:
                 print(f"this run stopped early at step {cb.stopped_at} ({cb}); nothing to do.")
@@ -242,6 +219,12 @@ class Trainer:
                 stacklevel=2,
             )
         return self._loop(steps, callbacks, log_every, path, checkpoint_every, progress)
+
+    def _hand_states_to_callbacks(self) -> None:
+        """Give each callback of this fit that keeps state its state from the checkpoint."""
+        for key, cb in callback_keys(self._callbacks).items():
+            if key in self._callback_states and has_state(cb):
+                cb.load_state_dict(self._callback_states.pop(key))  # type: ignore[attr-defined]
 
     def _loop(
         self,
@@ -357,38 +340,20 @@ class Trainer:
     def _stateful(self) -> dict[str, Any]:
         """Name -> every object of the run whose state a checkpoint holds: the algorithm's
         attributes that have a ``state_dict`` (in their order), and the GradScaler if any."""
-        found = {name: obj for name, obj in parts(self.algorithm).items() if _has_state(obj)}
+        found = {name: obj for name, obj in parts(self.algorithm).items() if has_state(obj)}
         if self.precision.scaler is not None:
             found["scaler"] = self.precision.scaler
         return found
 
     def hparams(self) -> dict[str, Any]:
-        """The settings a resumed run must share with the run that wrote the checkpoint.
-
-        The seed, and each attribute of the algorithm: optimizers by class and hyperparameters
-        (lr, betas, ...), schedulers by class, other settings through :func:`describe`; models
-        are compared by their weights' names and shapes instead. An algorithm may define
-        ``hparams()`` to add its own entries (e.g. the latent size).
-        """
-        settings: dict[str, Any] = {"seed": self.seed}
-        for name, obj in parts(self.algorithm).items():
-            if isinstance(obj, nn.Module):
-                continue
-            if isinstance(obj, torch.optim.Optimizer):  # flat keys: a mismatch names the setting
-                settings[name] = type(obj).__name__
-                settings.update({f"{name}.{k}": describe(v) for k, v in obj.defaults.items()})
-            elif _has_state(obj):
-                settings[name] = type(obj).__name__
-            else:
-                settings[name] = describe(obj)
-        extra = getattr(self.algorithm, "hparams", None)
-        return settings | (extra() if callable(extra) else {})
+        """The settings a resumed run must share with this one (see :func:`settings`)."""
+        return settings(self.algorithm, self.seed)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue the run exactly: weights, optimizers, RNGs, history."""
         callbacks = dict(self._callback_states)
         for key, cb in callback_keys(self._callbacks).items():
-            if _has_state(cb):
+            if has_state(cb):
                 callbacks[key] = cb.state_dict()  # type: ignore[attr-defined]
         return {
             "format": self._format(),
@@ -398,10 +363,7 @@ class Trainer:
             "hparams": self.hparams(),
             "fit": self._fit_spec,
             "state": {name: obj.state_dict() for name, obj in self._stateful().items()},
-            "streams": {
-                name: {"device": gen.device.type, "state": gen.get_state()}
-                for name, gen in self._streams.items()
-            },
+            "streams": save_streams(self._streams),
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
@@ -419,36 +381,16 @@ class Trainer:
         Everything is checked (format, version, settings, model architectures) before anything
         is loaded, so the trainer is left as it was when the checkpoint is refused.
         """
-        fmt, trainer = self._format(), type(self).__name__
-        if not isinstance(state, Mapping) or state.get("format") != fmt:
-            found = state.get("format") if isinstance(state, Mapping) else type(state).__name__
-            raise CheckpointError(
-                f"{source} was not written by {trainer} (it holds {found!r}, expected {fmt!r}); "
-                f"pass a file from {trainer}.save or fit."
-            )
-        if state.get("version") != CHECKPOINT_VERSION:
-            raise CheckpointError(
-                f"{source} is a version {state.get('version')} checkpoint, this course_lib "
-                f"reads version {CHECKPOINT_VERSION}; train a new run (or use the course_lib "
-                "release that wrote it)."
-            )
-        keys = ("step", "batches_drawn", "hparams", "state", "streams", "rng", "history")
-        missing = [k for k in keys if k not in state]
         stateful = self._stateful()
-        # a GradScaler's state is optional: a bf16 or CPU run has none to give to an fp16 run
-        missing += [f"state.{k}" for k in stateful if k != "scaler" and k not in state["state"]]
-        if missing:
-            raise CheckpointError(f"{source} is incomplete (missing {missing}); train a new run.")
-        saved, own = state["hparams"], self.hparams()
-        diffs = [f"{k}={saved.get(k)!r} (here {v!r})" for k, v in own.items() if saved.get(k) != v]
-        if diffs:
-            raise CheckpointError(
-                f"{source} was written with other settings: {', '.join(diffs)}; create the trainer "
-                "with the checkpoint's settings, or use a new checkpoint_path."
-            )
-        for name, obj in stateful.items():
-            if isinstance(obj, nn.Module):
-                check_module_state(name, obj, state["state"].get(name), source)
+        check_run_state(
+            state,
+            source=source,
+            trainer=type(self).__name__,
+            fmt=self._format(),
+            version=CHECKPOINT_VERSION,
+            stateful=stateful,
+            settings=self.hparams(),
+        )
         try:
             self._load(state, stateful, source)
         except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -462,16 +404,9 @@ class Trainer:
             if state["state"].get(name) is not None:
                 obj.load_state_dict(state["state"][name])
         step = int(state["step"])
-        moved = []
-        for name, saved in state["streams"].items():
-            on_cpu = saved["device"] == "cpu"
-            gen = self._streams.get(name) or torch.Generator("cpu" if on_cpu else self.device)
-            self._streams[name] = gen
-            if saved["device"] == gen.device.type:
-                gen.set_state(saved["state"].cpu())
-            else:  # a generator's state is device-specific: continue, but not bit for bit
-                gen.manual_seed(derive_seed(self.seed, name, step))
-                moved.append(name)
+        moved = restore_streams(
+            self._streams, state["streams"], seed=self.seed, step=step, device=self.device
+        )
         if moved:
             warnings.warn(
                 f"{source} comes from a run on another device: the random streams {moved} are "
@@ -486,9 +421,7 @@ class Trainer:
         self.batches_drawn = int(state["batches_drawn"])
         self.history = History.from_dict(state["history"])
         self._callback_states = dict(state.get("callbacks") or {})
-        for key, cb in callback_keys(self._callbacks).items():
-            if key in self._callback_states and _has_state(cb):
-                cb.load_state_dict(self._callback_states.pop(key))  # type: ignore[attr-defined]
+        self._hand_states_to_callbacks()
         self._resumed_spec = self._fit_spec = state.get("fit")
 
     def save(self, path: str | os.PathLike[str]) -> Path:
