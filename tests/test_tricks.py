@@ -245,7 +245,7 @@ def test_grad_norms_callback_logs_totals_and_layers():
 
 
 # ------------------------------------ notebook 04 exercises: a plausible wrong answer fails
-# (grads.init_std, grads.clip_grad_norm, grads.layer_grad_norms in course_lib.check)
+# (grads.init_std, grads.clip_grad_norm, grads.layer_grad_norms: exercises/grads.py)
 
 
 def _fans(shape):
@@ -255,8 +255,7 @@ def _fans(shape):
 
 def test_init_std_check_rejects_fan_out_and_the_uniform_bound():
     from course_lib import check
-
-    reference = check.EXERCISES["grads.init_std"].reference
+    from course_lib.exercises.grads import init_std as reference
 
     def kaiming_on_fan_out(shape, scheme):  # He's backward variant: not what init_weights_ uses
         fan_in, fan_out = _fans(shape)
@@ -321,7 +320,7 @@ def test_layer_grad_norms_check_rejects_per_parameter_keys_summed_norms_and_froz
 
 
 # ------------------------------------ notebook 05 exercises: a plausible wrong answer fails
-# (tricks.label_smoothing, tricks.instance_noise_sigma, tricks.ema_update in course_lib.check)
+# (tricks.label_smoothing, tricks.instance_noise_sigma, tricks.ema_update: exercises/tricks.py)
 
 
 def test_label_smoothing_check_rejects_two_sided_plain_and_naive_losses():
@@ -363,6 +362,7 @@ def test_instance_noise_check_rejects_a_schedule_that_goes_negative_or_ignores_n
 
 def test_ema_check_rejects_swapped_weights_and_accepts_an_in_place_answer():
     from course_lib import check
+    from course_lib.exercises.tricks import ema_update
 
     def swapped(theta_ema, theta, decay):  # the average follows the new weights too fast
         return (1 - decay) * theta_ema + decay * theta
@@ -372,7 +372,7 @@ def test_ema_check_rejects_swapped_weights_and_accepts_an_in_place_answer():
 
     assert not check.verify("tricks.ema_update", swapped).passed
     assert check.verify("tricks.ema_update", in_place).passed
-    out = check.EXERCISES["tricks.ema_update"].reference(torch.zeros(3), torch.ones(3), 0.9)
+    out = ema_update(torch.zeros(3), torch.ones(3), 0.9)
     assert torch.allclose(out, torch.full((3,), 0.1))  # the trainer's EMA: 0.9 * 0 + 0.1 * 1
 
 

@@ -698,7 +698,7 @@ def test_cyclical_annealing_check_rejects_wrong_answers():
             return min(1.0, step / (self.ratio * self.period))
 
     for wrong in (NoPlateau, NeverRestarts):
-        assert not check.verify("vae.cyclical_annealing", wrong).passed, wrong.__name__
+        assert not check.verify("vae_tips.cyclical_annealing", wrong).passed, wrong.__name__
 
 
 def test_free_bits_check_rejects_clamping_each_example():
@@ -709,7 +709,7 @@ def test_free_bits_check_rejects_clamping_each_example():
         return kl_per_dim.sum(dim=1).mean().clamp(min=free_bits)
 
     for wrong in (per_example, total_kl):
-        assert not check.verify("vae.free_bits", wrong).passed, wrong.__name__
+        assert not check.verify("vae_tips.free_bits", wrong).passed, wrong.__name__
 
 
 def test_active_units_check_rejects_wrong_answers():
@@ -723,4 +723,4 @@ def test_active_units_check_rejects_wrong_answers():
         return int((mu.var(dim=0) > 0.01).sum())
 
     for wrong in (std_threshold, wrong_axis, ignores_threshold):
-        assert not check.verify("vae.active_units", wrong).passed, wrong.__name__
+        assert not check.verify("vae_tips.active_units", wrong).passed, wrong.__name__
