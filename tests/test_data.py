@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 import urllib.error
 from pathlib import Path
@@ -208,7 +209,7 @@ def test_digits28_regenerates_a_corrupt_cache(small, tmp_path):
 
 def test_digits28_cache_key_follows_renderer_settings(small, shared_root, monkeypatch):
     before = data.digits28("test", n=20, root=shared_root).tensors[0]
-    monkeypatch.setattr(data.digits, "_ELASTIC_ALPHA", 0.0)  # no elastic distortion: other images
+    monkeypatch.setattr(data.glyphs, "_ELASTIC_ALPHA", 0.0)  # no elastic distortion: other images
     after = data.digits28("test", n=20, root=shared_root).tensors[0]
     assert not torch.equal(before, after)
 
@@ -244,11 +245,240 @@ def test_digits28_default_sizes():
         ({"n": 2.5}, "n"),
         ({"split": "val"}, "split"),
         ({"seed": "zero"}, "seed"),
+        ({"factors": 1}, "factors"),
     ],
 )
 def test_digits28_bad_arguments(kwargs, argument, tmp_path):
     with pytest.raises(ValueError, match=rf"\b{argument}\b"):
         data.digits28(root=tmp_path, **kwargs)
+    assert not list(tmp_path.iterdir())  # nothing generated or written
+
+
+def test_digits28_train_prefix_is_pinned(small, shared_root):
+    """The splits behind every number quoted in the notebooks: a change here must be deliberate.
+
+    If this fails, the renderer or its random streams changed: bump DIGITS28_VERSION, retrain
+    the shipped classifier (tools/train_digit_classifier.py) and re-check the notebooks' numbers.
+    """
+    x, y = data.digits28("train", n=64, root=shared_root).tensors
+    digest = hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest()
+    assert y[:10].tolist() == [5, 4, 1, 3, 9, 8, 6, 0, 7, 2]
+    assert digest == "eef004488cdd4e8f966da8abc6683b478d8881262100509ea29646adbe4f7a18"
+
+
+# ---------------------------------------------------------------------------------------------
+# digits28 factors, render_digits, draw_digit_factors
+# ---------------------------------------------------------------------------------------------
+
+COLUMN = {name: i for i, name in enumerate(data.DIGITS28_FACTORS)}
+
+
+def test_factor_and_font_lists():
+    assert data.DIGITS28_FACTORS == (
+        "font", "bar_one", "rotation", "shear", "scale_x", "scale_y", "stroke",
+    )  # fmt: skip
+    assert len(data.DIGITS28_FONTS) == 21 and data.DIGITS28_FONTS[0] == "DejaVuSans.ttf"
+    glyphs = data.digit_glyphs()
+    assert {font for font, _, _ in glyphs} <= set(data.DIGITS28_FONTS)
+    assert all(str(label) == text or (text, label) == ("|", 1) for _, text, label in glyphs)
+
+
+def test_digits28_factors_shapes_and_ranges(small, shared_root):
+    x, y, f, e = data.digits28("test", root=shared_root, factors=True).tensors
+    n = small["test"]
+    plain = data.digits28("test", root=shared_root).tensors
+    assert torch.equal(x, plain[0]) and torch.equal(y, plain[1])
+    assert f.shape == (n, 7) and f.dtype == torch.float64
+    assert e.shape == (n, 2, 20, 20) and e.dtype == torch.float32
+    assert e.min() >= -1 and e.max() <= 1 and e.std() > 0.5  # uniform in [-1, 1]
+    font, bar = f[:, COLUMN["font"]], f[:, COLUMN["bar_one"]]
+    assert torch.equal(font, font.round()) and font.min() >= 0 and font.max() <= 20
+    assert len(font.unique()) == 21
+    assert set(bar.tolist()) == {0.0, 1.0} and bool((y[bar == 1] == 1).all())
+    dejavu_sans = [i for i, name in enumerate(data.DIGITS28_FONTS) if name.startswith("DejaVuSans")]
+    assert set(font[bar == 1].tolist()) <= set(map(float, dejavu_sans))
+    mono = [i for i, name in enumerate(data.DIGITS28_FONTS) if "Mono" in name]
+    assert not bool(torch.isin(font[y == 0], torch.tensor(mono, dtype=f.dtype)).any())
+    rotation, shear = f[:, COLUMN["rotation"]], f[:, COLUMN["shear"]]
+    assert rotation.abs().max() <= 12 and rotation.abs().max() > 11.5
+    assert shear.abs().max() <= 0.3 and shear.abs().max() > 0.29
+    log_x, log_y = f[:, COLUMN["scale_x"]].log(), f[:, COLUMN["scale_y"]].log()
+    size, aspect = (log_x + log_y) / 2, log_x - log_y
+    assert size.std().item() == pytest.approx(0.08, rel=0.1)
+    assert aspect.std().item() == pytest.approx(0.12, rel=0.1)
+    stroke = f[:, COLUMN["stroke"]]
+    assert stroke.min() >= 1.8 and stroke.max() <= 3.4 and stroke.max() - stroke.min() > 1.5
+
+
+def test_digits28_factors_re_render_the_images_bit_for_bit(small, shared_root):
+    x, y, f, e = data.digits28("train", n=1100, root=shared_root, factors=True).tensors
+    rows = slice(950, 1100)  # across the boundary of two random streams
+    assert torch.equal(data.render_digits(y[rows], f[rows], e[rows]), x[rows])
+    head = data.digits28("train", n=30, root=shared_root, factors=True).tensors
+    assert torch.equal(head[2], f[:30]) and torch.equal(head[3], e[:30])  # a prefix too
+
+
+def test_render_digits_follows_each_factor(small, shared_root):
+    x, y, f, e = data.digits28("test", n=8, root=shared_root, factors=True).tensors
+    ink = data.render_ink(y, f, e)
+    assert ink.shape == (8, 28, 28) and ink.dtype == torch.float32
+    assert ink.min() >= 0 and ink.max() <= 1
+    assert torch.allclose(ink * 2 - 1, x[:, 0], atol=1 / 255)  # x is ink quantised to 8 bits
+    for name, value in [("rotation", 30.0), ("shear", -0.5), ("scale_x", 1.5), ("stroke", 5.0)]:
+        g = f.clone()
+        g[:, COLUMN[name]] = value
+        assert not torch.equal(data.render_digits(y, g, e), x), name
+    no_field = data.render_digits(y, f, None)
+    assert no_field.shape == x.shape and not torch.equal(no_field, x)
+    # positive rotation turns clockwise, positive shear leans right: the top moves right
+    one = torch.tensor([1])
+    bar = torch.tensor([[0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 2.5]], dtype=torch.float64)
+    for name, value in [("rotation", 10.0), ("shear", 0.3)]:
+        g = bar.clone()
+        g[0, COLUMN[name]] = value
+        ink = (data.render_digits(one, g)[0, 0] + 1) / 2
+        top, bottom = ink[:10], ink[18:]
+        x_top = (top.sum(0) * torch.arange(28.0)).sum() / top.sum()
+        x_bottom = (bottom.sum(0) * torch.arange(28.0)).sum() / bottom.sum()
+        assert x_top - x_bottom > 1.5, name
+
+
+def test_draw_digit_factors_is_seeded():
+    labels = torch.arange(10).repeat(3)
+    f, e = data.draw_digit_factors(labels, torch.Generator().manual_seed(5))
+    g, d = data.draw_digit_factors(labels, torch.Generator().manual_seed(5))
+    h, _ = data.draw_digit_factors(labels, torch.Generator().manual_seed(6))
+    assert torch.equal(f, g) and torch.equal(e, d) and not torch.equal(f, h)
+    assert f.shape == (30, 7) and e.shape == (30, 2, 20, 20)
+    images = data.render_digits(labels, f, e)
+    assert images.shape == (30, 1, 28, 28) and images.min() == -1
+
+
+def _one_line_value_error(call, argument: str) -> None:
+    with pytest.raises(ValueError, match=rf"\b{argument}(?!\w)") as info:
+        call()
+    assert "\n" not in str(info.value)
+
+
+def _factor_table(**values: float) -> torch.Tensor:
+    row = {"font": 0, "bar_one": 0, "rotation": 0, "shear": 0, "scale_x": 1, "scale_y": 1}
+    row |= {"stroke": 2.5} | values
+    return torch.tensor([[float(row[name]) for name in data.DIGITS28_FACTORS]], dtype=torch.float64)
+
+
+@pytest.mark.parametrize(
+    ("labels", "factors", "elastic", "argument"),
+    [
+        (torch.tensor([1.0]), _factor_table(), None, "labels"),
+        (torch.tensor([10]), _factor_table(), None, "labels"),
+        (torch.tensor([1]), _factor_table()[:, :6], None, "factors"),
+        (torch.tensor([1, 2]), _factor_table(), None, "factors"),
+        (torch.tensor([1]), _factor_table(font=21), None, "font"),
+        (torch.tensor([1]), _factor_table(font=0.5), None, "font"),
+        (torch.tensor([0]), _factor_table(font=4), None, "font"),  # DejaVu Sans Mono: no zero
+        (torch.tensor([2]), _factor_table(bar_one=1), None, "bar_one"),
+        (torch.tensor([1]), _factor_table(font=8, bar_one=1), None, "bar_one"),  # a serif font
+        (torch.tensor([1]), _factor_table(scale_y=0), None, "scale_y"),
+        (torch.tensor([1]), _factor_table(stroke=-1), None, "stroke"),
+        (torch.tensor([1]), _factor_table(rotation=float("nan")), None, "factors"),
+        (torch.tensor([1]), _factor_table(), torch.zeros(1, 2, 28, 28), "elastic"),
+        (torch.tensor([1]), _factor_table(), "none", "elastic"),
+    ],
+)
+def test_render_digits_bad_arguments(labels, factors, elastic, argument):
+    _one_line_value_error(lambda: data.render_digits(labels, factors, elastic), argument)
+
+
+def test_draw_digit_factors_bad_arguments():
+    _one_line_value_error(lambda: data.draw_digit_factors(torch.tensor([1]), 0), "generator")
+    g = torch.Generator().manual_seed(0)
+    _one_line_value_error(lambda: data.draw_digit_factors(torch.tensor([-1]), g), "labels")
+    _one_line_value_error(lambda: data.draw_digit_factors([1, 2], g), "labels")
+
+
+# ---------------------------------------------------------------------------------------------
+# digits28_pairs
+# ---------------------------------------------------------------------------------------------
+
+POSE = [COLUMN[name] for name in ("rotation", "shear", "scale_x", "scale_y")]
+
+
+@pytest.fixture(scope="module")
+def pairs(shared_root: Path) -> tuple[torch.Tensor, ...]:
+    """1,200 sans/serif pairs with their factors (two random streams)."""
+    return data.digits28_pairs(1200, seed=0, root=shared_root, factors=True).tensors
+
+
+def test_digits28_pairs_are_aligned(pairs):
+    x_a, x_b, y, f_a, f_b, e = pairs
+    assert x_a.shape == x_b.shape == (1200, 1, 28, 28) and x_a.dtype == torch.float32
+    assert y.shape == (1200,) and y.dtype == torch.int64
+    assert torch.bincount(y, minlength=10).tolist() == [120] * 10
+    assert x_a.min() == -1 and x_a.max() == 1 and x_b.min() == -1 and x_b.max() == 1
+    assert torch.equal(f_a[:, POSE], f_b[:, POSE])  # same pose
+    assert torch.equal(f_a[:, COLUMN["stroke"]], f_b[:, COLUMN["stroke"]])
+    fonts = data.DIGITS28_FONTS
+    assert set(f_a[:, COLUMN["font"]].tolist()) == {float(fonts.index("DejaVuSans.ttf"))}
+    assert set(f_b[:, COLUMN["font"]].tolist()) == {float(fonts.index("DejaVuSerif.ttf"))}
+    assert bool((f_a[:, COLUMN["bar_one"]] == 0).all())
+    assert bool((x_a != x_b).flatten(1).sum(1).min() > 20)  # every pair differs by its style
+    rows = slice(990, 1010)  # the factors re-render both images
+    assert torch.equal(data.render_digits(y[rows], f_a[rows], e[rows]), x_a[rows])
+    assert torch.equal(data.render_digits(y[rows], f_b[rows], e[rows]), x_b[rows])
+    # the same digit in the same pose: the two styles agree far more than unrelated digits do
+    same = (x_a - x_b).abs().mean().item()
+    other = (x_a - x_b.roll(1, dims=0)).abs().mean().item()
+    assert same < 0.6 * other
+
+
+def test_digits28_pairs_thin_bold_share_font_and_pose(pairs, shared_root):
+    x_a, x_b, y, f_a, f_b, e = data.digits28_pairs(
+        300, styles=("thin", "bold"), root=shared_root, factors=True
+    ).tensors
+    assert torch.equal(y, pairs[2][:300]) and torch.equal(e, pairs[5][:300])  # same draws
+    assert torch.equal(f_a[:, POSE], pairs[3][:300, POSE])
+    assert torch.equal(f_a[:, COLUMN["font"]], f_b[:, COLUMN["font"]])
+    assert len(f_a[:, COLUMN["font"]].unique()) == 10  # the regular-weight fonts
+    assert set(f_a[:, COLUMN["stroke"]].tolist()) == {1.8}
+    assert set(f_b[:, COLUMN["stroke"]].tolist()) == {4.0}
+    assert (x_b > 0).sum() > 1.3 * (x_a > 0).sum()  # bold has more ink
+    assert bool((x_a != x_b).flatten(1).sum(1).min() > 20)
+    own = data.digits28_pairs(
+        5, styles=({"font": "cmr10.ttf", "stroke": 3.0}, "sans"), root=shared_root
+    )
+    assert own.tensors[0].shape == (5, 1, 28, 28)
+
+
+def test_digits28_pairs_are_deterministic_prefixes_and_cached(pairs, tmp_path):
+    x_a, x_b, y = data.digits28_pairs(30, seed=0, root=tmp_path).tensors
+    assert torch.equal(x_a, pairs[0][:30]) and torch.equal(x_b, pairs[1][:30])
+    assert torch.equal(y, pairs[2][:30])
+    (path,) = tmp_path.glob("digits28pairs_*.npz")
+    assert "seed0" in path.name and "n1000" in path.name
+    again = data.digits28_pairs(30, seed=0, root=tmp_path).tensors
+    assert torch.equal(again[0], x_a) and len(list(tmp_path.iterdir())) == 1
+    other = data.digits28_pairs(30, seed=1, root=tmp_path).tensors
+    assert not torch.equal(other[0], x_a)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [
+        ({"n": 0}, "n"),
+        ({"n": 10, "seed": 1.5}, "seed"),
+        ({"n": 10, "factors": "yes"}, "factors"),
+        ({"n": 10, "styles": ("sans",)}, "styles"),
+        ({"n": 10, "styles": "sans"}, "styles"),
+        ({"n": 10, "styles": ("sans", "sans")}, "styles"),
+        ({"n": 10, "styles": ("sans", "gothic")}, r"styles\[1\]"),
+        ({"n": 10, "styles": ({"font": "DejaVuSansMono.ttf"}, "sans")}, r"styles\[0\]"),
+        ({"n": 10, "styles": ({"font": "Arial.ttf"}, "sans")}, r"styles\[0\]"),
+        ({"n": 10, "styles": ({"stroke": 0}, "sans")}, r"styles\[0\]"),
+        ({"n": 10, "styles": ({"colour": "red"}, "sans")}, r"styles\[0\]"),
+    ],
+)
+def test_digits28_pairs_bad_arguments(kwargs, argument, tmp_path):
+    _one_line_value_error(lambda: data.digits28_pairs(root=tmp_path, **kwargs), argument)
     assert not list(tmp_path.iterdir())  # nothing generated or written
 
 

@@ -1,25 +1,15 @@
-"""Augmentations.
-"""
+"""Augmentations of training images: whole-pixel shifts, which keep a digit's label, and a
+horizontal flip, which does not (a mirrored 2 is no 2). All draw from torch's global RNG."""
 
 from __future__ import annotations
 
-import contextlib
-import math
-import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
-from torch.utils.data import TensorDataset
-from course_lib._checks import check_choice, check_every, check_int, check_number
-from course_lib._io import as_float32, atomic_write, derive_seed, eval_mode
+from torch import Tensor
 
-
-
+from course_lib._checks import check_int, check_number
 
 # ------------------------------------------------------------------------------ augmentations
 
@@ -37,7 +27,6 @@ def translate(x: Tensor, ratio: float = 0.125) -> Tensor:
     padded = F.pad(x, (sw, sw, sh, sh))  # (N, C, H + 2sh, W + 2sw)
     batch = torch.arange(n, device=x.device).view(n, 1, 1)
     return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
-
 
 
 @dataclass(frozen=True)

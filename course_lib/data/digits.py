@@ -1,34 +1,64 @@
-"""digits28: the offline 28x28 digit set, rendered from the fonts matplotlib ships, cached on disk.
+"""digits28, the offline 28x28 digit set: its splits, their true factors, and aligned style pairs.
+
+The renderer is :mod:`course_lib.data.glyphs`; this file draws its random streams, quantises the
+ink to uint8 and caches the images on disk. :func:`digits28` serves the train and test splits
+(optionally with the factors each image was rendered with), :func:`render_digits` renders chosen
+digits with chosen factors, and :func:`digits28_pairs` renders the same digits in two styles.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import math
-import os
-import re
-import tempfile
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import TensorDataset
-from course_lib._checks import check_choice, check_every, check_int, check_number
-from course_lib._io import as_float32, atomic_write, derive_seed, eval_mode
-from course_lib.data.root import DatasetUnavailableError, data_root
 
-
+from course_lib._checks import check_choice, check_int, check_number
+from course_lib._io import atomic_write, derive_seed
+from course_lib.data.glyphs import (
+    DIGITS28_FACTORS,
+    DIGITS28_FONTS,
+    digit_glyphs,
+    draw_digit_factors,
+    render_ink,
+    renderer_key,
+)
+from course_lib.data.root import data_root
 
 DIGITS28_VERSION = "2"
 """Bump when the digit renderer's code changes: it is in the cache key, so old caches go unused."""
 
 DIGITS28_SIZES = {"train": 20_000, "test": 5_000}
 """Default number of images per split of :func:`digits28`."""
+
+_REGULAR_FONTS = (
+    "DejaVuSans.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSerif.ttf", "DejaVuSerif-Italic.ttf",
+    "STIXGeneral.ttf", "STIXGeneralItalic.ttf", "cmr10.ttf", "cmss10.ttf", "cmtt10.ttf",
+    "cmti10.ttf",
+)  # fmt: skip
+
+DIGITS28_STYLES = {
+    "sans": {"font": "DejaVuSans.ttf"},
+    "serif": {"font": "DejaVuSerif.ttf"},
+    "thin": {"font": _REGULAR_FONTS, "stroke": 1.8},
+    "bold": {"font": _REGULAR_FONTS, "stroke": 4.0},
+}
+"""Named styles of :func:`digits28_pairs`: what a style fixes (font, stroke width in px).
+
+"font" is a file name of :data:`DIGITS28_FONTS` or a tuple of them (one drawn per pair, the
+same for both styles when both name the same tuple); "stroke" is a width in 28x28-frame
+pixels. "thin" and "bold" draw among the ten regular-weight fonts with all ten digits: strokes
+are only ever thickened, so a bold font cannot be drawn thin. "thin" (1.8 px) leaves each font
+its own stroke (2.2-2.9 px), "bold" thickens it to 4 px. What neither style fixes is drawn once
+per pair and shared.
+"""
+
+_CHUNK = 1000  # images drawn per random stream; any n is a prefix of a larger draw
 
 
 def check_n(n: int | None, what: str = "n") -> None:
@@ -43,227 +73,16 @@ def check_split(split: str) -> None:
         raise ValueError(f"split={split!r} is not a split; use 'train' or 'test'.")
 
 
-
-# Fonts shipped in matplotlib's mpl-data/fonts/ttf with ordinary lining digits (cmmi10 has
-# old-style figures, cmsy10/cmex10 map '0'-'9' to symbols, the Display fonts lack digits).
-_FONT_FILES = (
-    "DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSans-BoldOblique.ttf",
-    "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf", "DejaVuSansMono-Oblique.ttf",
-    "DejaVuSansMono-BoldOblique.ttf",
-    "DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf", "DejaVuSerif-Italic.ttf",
-    "DejaVuSerif-BoldItalic.ttf",
-    "STIXGeneral.ttf", "STIXGeneralBol.ttf", "STIXGeneralItalic.ttf", "STIXGeneralBolIta.ttf",
-    "cmr10.ttf", "cmb10.ttf", "cmss10.ttf", "cmtt10.ttf", "cmti10.ttf",
-)  # fmt: skip
-_DOTTED_ZERO = "DejaVuSansMono"  # its '0' carries a dot, which handwritten zeros lack
-_BAR_ONE = "DejaVuSans"  # its '|' is a plain bar: most handwritten ones have no flag or foot
-_TILE = 64  # template and working resolution (pixels)
-_GLYPH = 40.0  # longest side of a glyph in a template (pixels); the 28x28 frame fits it into 20
-_SHRINK = 0.8  # the warp shrinks glyphs so rotation and shear stay inside the tile
-_BASE_WIDTH = 4.4  # minimum stroke width of a template (pixels; = 2.2 px in the 28x28 frame)
-_CHUNK = 1000  # images drawn per random stream; any n is a prefix of a larger draw
-_ROTATION = 12.0  # max |rotation| (degrees), uniform
-_SHEAR = 0.3  # max |horizontal shear|, uniform
-_ELASTIC_SIGMA, _ELASTIC_ALPHA = 4.0, 28.0  # 28x28-frame pixels; Simard et al. use 4 and 34
-_STROKE = (1.8, 3.4)  # stroke width range (28x28-frame pixels), uniform
-_STROKE_BLUR = 1.9  # Gaussian blur of the templates (pixels) that the stroke threshold acts on
+def _check_flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}.")
+    return value
 
 
-def _font_folder() -> Path:
-    import matplotlib
-
-    return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-
-
-def _glyph_list() -> tuple[tuple[str, str, int], ...]:
-    """(font file, text, label) of every template, for the fonts this matplotlib ships.
-
-    Each font gives its ten digits (not the dotted zero of DejaVu Sans Mono); the DejaVu Sans
-    fonts also give '|' as a one, since most handwritten ones are a single stroke.
-    """
-    folder = _font_folder()
-    glyphs = []
-    for font in _FONT_FILES:
-        if not (folder / font).is_file():
-            continue
-        glyphs += [(font, str(d), d) for d in range(10) if d or not font.startswith(_DOTTED_ZERO)]
-        if font.startswith(_BAR_ONE):
-            glyphs.append((font, "|", 1))
-    if {label for _, _, label in glyphs} != set(range(10)):
-        raise DatasetUnavailableError(
-            f"digits28 needs the fonts matplotlib ships in {folder}; reinstall matplotlib."
-        )
-    return tuple(glyphs)
-
-
-@functools.lru_cache(maxsize=1)
-def _digit_templates() -> tuple[Tensor, Tensor, Tensor]:
-    """Render every glyph of :func:`_glyph_list` once: blurred ink (M, 64, 64), stroke, labels.
-
-    Glyph outlines come from matplotlib.textpath.TextPath, are scaled so their longest side is
-    40 px, centred, and filled by the Agg rasteriser (anti-aliased). Thin glyphs are thickened
-    with a round-joined outline stroke so that every template's stroke is at least 4.4 px wide
-    (width estimated as 2 * area / perimeter); ``stroke`` (M,) is that width after thickening.
-    The ink is returned blurred (sigma = 1.9 px): :func:`_render_chunk` thresholds it after the
-    warp to set the stroke width, so the blur is done once here instead of once per image.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.font_manager import FontProperties
-    from matplotlib.patches import PathPatch
-    from matplotlib.textpath import TextPath
-    from matplotlib.transforms import Affine2D
-
-    folder, glyph_list = _font_folder(), _glyph_list()
-    paths, perimeters = [], []
-    for font, text, _ in glyph_list:
-        path = TextPath((0, 0), text, size=100, prop=FontProperties(fname=str(folder / font)))
-        (x0, y0), (x1, y1) = path.vertices.min(0), path.vertices.max(0)
-        scale = _GLYPH / max(x1 - x0, y1 - y0)
-        fit = Affine2D().translate(-(x0 + x1) / 2, -(y0 + y1) / 2).scale(scale, -scale)
-        path = fit.transform_path(path)
-        rings = path.to_polygons(closed_only=True)
-        perimeters.append(sum(np.linalg.norm(np.diff(r, axis=0), axis=1).sum() for r in rings))
-        paths.append(path)
-
-    def rasterise(widen: np.ndarray) -> np.ndarray:  # all glyphs on one canvas, one draw
-        cols, rows = 16, -(-len(paths) // 16)
-        fig = Figure(figsize=(cols * _TILE / 72, rows * _TILE / 72), dpi=72)  # 1 pt = 1 px
-        ax = fig.add_axes((0, 0, 1, 1))
-        ax.set_axis_off()
-        ax.set_xlim(0, cols * _TILE)
-        ax.set_ylim(rows * _TILE, 0)  # y down, like image rows
-        for i, path in enumerate(paths):
-            row, col = divmod(i, cols)
-            place = Affine2D().translate((col + 0.5) * _TILE, (row + 0.5) * _TILE)
-            edge = "black" if widen[i] > 0 else "none"
-            patch = PathPatch(
-                place.transform_path(path),
-                facecolor="black",
-                edgecolor=edge,
-                linewidth=2 * widen[i],
-                joinstyle="round",
-                snap=False,
-            )
-            ax.add_patch(patch)
-        canvas = FigureCanvasAgg(fig)
-        canvas.draw()
-        ink = 1.0 - np.asarray(canvas.buffer_rgba())[:, :, 0].astype(np.float32) / 255.0
-        tiles = ink.reshape(rows, _TILE, cols, _TILE).transpose(0, 2, 1, 3)
-        return tiles.reshape(rows * cols, _TILE, _TILE)[: len(paths)]
-
-    plain = rasterise(np.zeros(len(paths)))
-    width = 2 * plain.reshape(len(paths), -1).sum(1) / np.maximum(perimeters, 1e-6)
-    # thicken non-bold glyphs to the base width, and by at least 0.5 px a side (their hairlines)
-    widen = np.where(width < 6.0, np.maximum((_BASE_WIDTH - width) / 2, 0.5), 0.0)
-    ink = torch.from_numpy(rasterise(widen))
-    templates = _separable(ink, _gauss_matrix(_TILE, _TILE, _STROKE_BLUR)).contiguous()
-    stroke = torch.from_numpy((width + 2 * widen).astype(np.float32))
-    labels = torch.tensor([label for _, _, label in glyph_list])
-    return templates, stroke, labels
-
-
-def _gauss_matrix(n_out: int, n_in: int, sigma: float) -> Tensor:
-    """(n_out, n_in) matrix that resamples a length-n_in signal to n_out points with Gaussian blur.
-
-    Blurring an image x (..., H, W) is M_h @ x @ M_w.T; weights are normalised per output row.
-    """
-    pos_out = (torch.arange(n_out, dtype=torch.float32) + 0.5) * (n_in / n_out)
-    pos_in = torch.arange(n_in, dtype=torch.float32) + 0.5
-    w = torch.exp(-0.5 * ((pos_out[:, None] - pos_in[None, :]) / sigma) ** 2)
-    return w / w.sum(1, keepdim=True)
-
-
-def _separable(x: Tensor, m: Tensor) -> Tensor:
-    """m @ x @ m.T over the last two dims of x (..., n, n) as two large matrix products."""
-    return ((x @ m.T).transpose(-1, -2) @ m.T).transpose(-1, -2)
-
-
-def _render_chunk(labels: Tensor, generator: torch.Generator) -> Tensor:
-    """Distort font glyphs into MNIST-like digits: labels (B,) -> ink (B, 28, 28) in [0, 1].
-
-    Per image, vectorised over the batch: a random template of its label; an affine warp
-    (rotation and shear uniform in +-12 deg and +-0.3, log-normal size and aspect); an elastic
-    field (Simard et al. 2003: uniform noise in [-1, 1] per pixel, Gaussian blur sigma, times
-    alpha; sigma = 4, alpha = 28 frame pixels, milder than their 34 so serif hairlines survive),
-    both applied in one grid_sample; a random stroke width (soft threshold of the pre-blurred
-    template: a smooth dilation, to 1.8-3.4 frame pixels, never thinner than the font); then MNIST
-    framing: the ink's bounding box is scaled into 20x20 (aspect kept) and its centre of mass
-    put at the centre of the 28x28 field, by area resampling (anti-aliased). No random
-    translation: the framing would undo it.
-    """
-    templates, stroke, template_labels = _digit_templates()
-    b, t, g = labels.shape[0], _TILE, generator
-    # a template drawn uniformly among those of each image's label
-    match = (template_labels[None, :] == labels[:, None]).float()  # (B, M)
-    pick = torch.multinomial(match, 1, generator=g).squeeze(1)
-    src = templates[pick].unsqueeze(1)  # (B, 1, 64, 64)
-
-    # affine: output -> input coordinates, theta = A^-1 with A = rotation @ shear @ scale
-    angle = (torch.rand(b, generator=g) * 2 - 1) * math.radians(_ROTATION)
-    shear = (torch.rand(b, generator=g) * 2 - 1) * _SHEAR
-    log_s = torch.randn(b, 2, generator=g) * torch.tensor([0.08, 0.12])  # size, aspect
-    sx = _SHRINK * torch.exp(log_s[:, 0] + log_s[:, 1] / 2)
-    sy = _SHRINK * torch.exp(log_s[:, 0] - log_s[:, 1] / 2)
-    cos, sin = angle.cos(), angle.sin()
-    a = torch.stack([sx * cos, sy * (-sin - shear * cos), sx * sin, sy * (cos - shear * sin)], 1)
-    det = a[:, 0] * a[:, 3] - a[:, 1] * a[:, 2]
-    inv = torch.stack([a[:, 3], -a[:, 1], -a[:, 2], a[:, 0]], 1) / det[:, None]
-    pos = (torch.arange(t, dtype=torch.float32) + 0.5) / t * 2 - 1  # pixel centres, grid units
-
-    # elastic field (Simard 2003) in units of the 28x28 frame, drawn on a 2-px cell grid
-    frame_px = t / (_GLYPH * _SHRINK / 20)  # the tile spans 40 frame pixels
-    cells = int(frame_px / 2)
-    noise = (torch.rand(b, 2, cells, cells, generator=g) * 2 - 1) / 2  # /2: 2x2-px cells
-    m = _gauss_matrix(t, cells, _ELASTIC_SIGMA / 2) * (_ELASTIC_ALPHA * 2 / frame_px) ** 0.5
-    half = (noise @ m.T).permute(0, 2, 3, 1).reshape(b, cells, t * 2)  # (B, cells, 64 * 2)
-    warp = (m @ half).view(b, t, t, 2)  # (B, 64, 64, 2): blurred, upsampled, in grid units
-    # plus the affine part: grid[b, h, w] += A^-1 (x_w, y_h)
-    inv = inv.view(b, 1, 2, 2)  # [[x from x, x from y], [y from x, y from y]]
-    warp += (inv[..., 0] * pos.view(1, t, 1))[:, None]  # term of the output column
-    warp += (inv[..., 1] * pos.view(1, t, 1))[:, :, None]  # term of the output row
-    blurred = F.grid_sample(src, warp, align_corners=False)[:, 0]  # (B, 64, 64)
-
-    # stroke width: a soft threshold tau of the blurred ink moves each edge by -sigma Phi^-1(tau)
-    lo, hi = _STROKE
-    target = lo + (hi - lo) * torch.rand(b, generator=g)  # px in the 28x28 frame
-    shift = (target * (_GLYPH * _SHRINK / 20) - stroke[pick] * _SHRINK) / 2  # tile px
-    sigma, ramp = _STROKE_BLUR * _SHRINK, 0.15  # the blur as seen after the warp
-    # strokes only get thicker (tau <= 0.5): eroding would break the hairlines of serif fonts
-    tau = torch.special.ndtr(-shift / sigma).clamp(0.08, 0.5).view(b, 1, 1)
-    ink = blurred.mul_(1 / ramp).add_(0.5 - tau / ramp).clamp_(0, 1)
-
-    # MNIST framing: bounding box (ink > 0.2) -> 20 px, centre of mass -> centre of 28x28
-    idx = torch.arange(t, dtype=torch.float32)
-
-    def extent(profile: Tensor) -> Tensor:  # (B, 64) max ink per row/column -> (B,) length
-        hit = (profile > 0.2).float()
-        last = t - hit.flip(1).argmax(1)
-        return (last - hit.argmax(1)).clamp(min=1).float()
-
-    scale = 20.0 / torch.maximum(extent(ink.amax(2)), extent(ink.amax(1)))  # frame px / tile px
-    rows, cols = ink.sum(2), ink.sum(1)  # (B, 64) each
-    mass = rows.sum(1).clamp(min=1e-6)
-    cy, cx = (rows * (idx + 0.5)).sum(1) / mass, (cols * (idx + 0.5)).sum(1) / mass
-    # output pixel j covers frame [j, j+1] = tile [c + (j - 14) / s, c + (j - 13) / s]: average
-    # the tile pixels it overlaps (area resampling, anti-aliased like MNIST's normalisation)
-    j = torch.arange(28, dtype=torch.float32).view(1, 28, 1) - 14.0
-    s = scale.view(b, 1, 1)
-
-    def area(c: Tensor) -> Tensor:  # (B,) centre -> (B, 28, 64) resampling matrix
-        lo, hi = c.view(b, 1, 1) + j / s, c.view(b, 1, 1) + (j + 1) / s
-        overlap = torch.minimum(hi, idx + 1) - torch.maximum(lo, idx.view(1, 1, t))
-        return overlap.clamp_(min=0) * s
-
-    out = area(cy) @ ink @ area(cx).transpose(1, 2)  # (B, 28, 28)
-    return out.clamp_(0, 1)
-
-
-def _content_key() -> str:
-    """Short hash of everything else that shapes the images: glyphs and renderer constants."""
-    params = (_glyph_list(), _TILE, _GLYPH, _SHRINK, _BASE_WIDTH, _CHUNK, _ROTATION, _SHEAR)
-    params += (_ELASTIC_SIGMA, _ELASTIC_ALPHA, _STROKE, _STROKE_BLUR)
-    return hashlib.sha256(repr(params).encode()).hexdigest()[:8]
+def _check_seed(seed: object) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed={seed!r} is not an integer; pass e.g. seed=0.")
+    return seed
 
 
 def _chunk_generator(split: str, seed: int, chunk: int) -> torch.Generator:
@@ -272,23 +91,54 @@ def _chunk_generator(split: str, seed: int, chunk: int) -> torch.Generator:
     return torch.Generator().manual_seed(value)
 
 
-def _generate_digits28(split: str, seed: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Draw ``size`` (a multiple of 1000) digits: uint8 images (size, 28, 28), int64 labels."""
-    images, labels = [], []
-    for chunk in range(size // _CHUNK):
-        g = _chunk_generator(split, seed, chunk)
-        # each block of 10 holds every digit once, so every prefix is balanced to within one
-        y = torch.argsort(torch.rand(_CHUNK // 10, 10, generator=g), dim=1).reshape(-1)
-        ink = _render_chunk(y, g)
-        images.append((ink * 255).round().to(torch.uint8).numpy())
-        labels.append(y.numpy())
-    return np.concatenate(images), np.concatenate(labels).astype(np.int64)
+def _draw_chunk(g: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+    """One stream's labels (1000,), factors (1000, 7) and elastic field (1000, 2, 20, 20)."""
+    # each block of 10 holds every digit once, so every prefix is balanced to within one
+    y = torch.argsort(torch.rand(_CHUNK // 10, 10, generator=g), dim=1).reshape(-1)
+    return (y, *draw_digit_factors(y, g))
 
 
+def _pixels(labels: Tensor, factors: Tensor, elastic: Tensor | None) -> np.ndarray:
+    """Rendered ink quantised the way the splits store it: uint8 (N, 28, 28), 255 = ink."""
+    return (render_ink(labels, factors, elastic) * 255).round().to(torch.uint8).numpy()
+
+
+def _images(pixels: np.ndarray) -> Tensor:
+    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [-1, 1], background exactly -1."""
+    return torch.from_numpy(pixels.astype(np.float32)).div_(127.5).sub_(1.0).unsqueeze(1)
+
+
+def _cached(
+    path: Path, shapes: dict[str, tuple[int, ...]], make: Callable[[], dict[str, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """The arrays in the .npz at ``path`` if it holds ``shapes``, else ``make()`` saved there."""
+    arrays = None
+    if path.is_file():
+        try:
+            with np.load(path) as z:
+                arrays = {key: z[key] for key in shapes}
+            if any(arrays[key].shape != shape for key, shape in shapes.items()):
+                arrays = None
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            arrays = None  # a corrupt or partial cache is regenerated
+    if arrays is None:
+        arrays = make()
+        atomic_write(path, lambda f: np.savez_compressed(f, **arrays), mode=0o644)
+    return arrays
+
+
+def _folder(root: str | Path | None) -> Path:
+    folder = Path(root).expanduser() if root is not None else data_root()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def digits28(
-    split: str = "train", n: int | None = None, seed: int = 0, root: str | Path | None = None
+    split: str = "train",
+    n: int | None = None,
+    seed: int = 0,
+    root: str | Path | None = None,
+    factors: bool = False,
 ) -> TensorDataset:
     """The course's offline labelled digits: 28x28 grey images rendered from matplotlib's fonts.
 
@@ -304,33 +154,161 @@ def digits28(
     (each block of 10 holds each digit once). Generated once (seconds) and cached as .npz in
     ``root`` (default :func:`data_root`), keyed by version, split, seed, size and a hash of the
     glyphs and renderer settings.
+    ``factors=True`` also returns the true factors each image was rendered with (replayed from
+    the same random streams, milliseconds): ``render_digits(labels, factors, elastic)``
+    reproduces the images exactly. Ground truth for probes and audits.
     Reference: Simard et al. 2003, ICDAR, Section 2 (elastic distortion; their alpha = 34, here
     28); LeCun et al. 1998, Proc. IEEE 86(11), Section III-A (MNIST 20x20 box, centre of mass).
-    Shapes: images (N, 1, 28, 28) float32 in [-1, 1], labels (N,) int64 in 0..9.
+    Shapes: images (N, 1, 28, 28) float32 in [-1, 1], labels (N,) int64 in 0..9; with
+    ``factors=True`` also factors (N, 7) float64 (columns :data:`DIGITS28_FACTORS`, font
+    names :data:`DIGITS28_FONTS`) and elastic (N, 2, 20, 20) float32 in [-1, 1].
     """
     check_split(split)
     check_n(n)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed={seed!r} is not an integer; pass e.g. seed=0.")
+    seed = _check_seed(seed)
+    _check_flag("factors", factors)
     count = DIGITS28_SIZES[split] if n is None else n
     size = -(-max(DIGITS28_SIZES[split], count) // _CHUNK) * _CHUNK  # whole chunks
-    folder = Path(root).expanduser() if root is not None else data_root()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"digits28_v{DIGITS28_VERSION}_{split}_seed{seed}_n{size}_{_content_key()}.npz"
-    images = labels = None
-    if path.is_file():
-        try:
-            with np.load(path) as z:
-                images, labels = z["images"], z["labels"]
-            if images.shape != (size, 28, 28) or labels.shape != (size,):
-                images = labels = None
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-            images = labels = None  # a corrupt or partial cache is regenerated
-    if images is None or labels is None:
-        images, labels = _generate_digits28(split, seed, size)
-        arrays = {"images": images, "labels": labels}
-        atomic_write(path, lambda f: np.savez_compressed(f, **arrays), mode=0o644)
-    x = torch.from_numpy(images[:count].astype(np.float32)).div_(127.5).sub_(1.0).unsqueeze(1)
-    return TensorDataset(x, torch.from_numpy(labels[:count].astype(np.int64)))
+    name = f"digits28_v{DIGITS28_VERSION}_{split}_seed{seed}_n{size}_{renderer_key(_CHUNK)}.npz"
+
+    def generate() -> dict[str, np.ndarray]:
+        images, labels = [], []
+        for chunk in range(size // _CHUNK):
+            y, f, e = _draw_chunk(_chunk_generator(split, seed, chunk))
+            images.append(_pixels(y, f, e))
+            labels.append(y.numpy())
+        return {"images": np.concatenate(images), "labels": np.concatenate(labels)}
+
+    shapes = {"images": (size, 28, 28), "labels": (size,)}
+    arrays = _cached(_folder(root) / name, shapes, generate)
+    x = _images(arrays["images"][:count])
+    y = torch.from_numpy(arrays["labels"][:count].astype(np.int64))
+    if not factors:
+        return TensorDataset(x, y)
+    draws = [_draw_chunk(_chunk_generator(split, seed, c)) for c in range(-(-count // _CHUNK))]
+    table, elastic = (torch.cat([d[i] for d in draws])[:count] for i in (1, 2))
+    return TensorDataset(x, y, table, elastic)
 
 
+def render_digits(labels: Tensor, factors: Tensor, elastic: Tensor | None = None) -> Tensor:
+    """Render chosen digits with chosen factors, exactly as digits28 renders its images.
+
+    The renderer is :func:`~course_lib.data.glyphs.render_ink` (affine warp, elastic field,
+    stroke, MNIST framing); its ink is quantised to 8 bits and mapped to x / 127.5 - 1 like the
+    splits, so rows of ``digits28(..., factors=True)`` re-render bit for bit. To vary one
+    factor, draw a table with :func:`draw_digit_factors` and overwrite that column
+    (``DIGITS28_FACTORS.index("rotation")``); ``elastic=None`` renders without elastic field.
+    Shapes: labels (N,) int64 in 0..9, factors (N, 7) with columns :data:`DIGITS28_FACTORS`,
+    elastic (N, 2, 20, 20) or None -> images (N, 1, 28, 28) float32 in [-1, 1].
+    """
+    return _images(_pixels(labels, factors, elastic))
+
+
+def _resolve_style(i: int, style: object) -> tuple[tuple[int, ...] | None, float | None]:
+    """A style name or mapping -> (font indices to draw from or None, stroke in px or None)."""
+    what = f"styles[{i}]"
+    if isinstance(style, str):
+        style = DIGITS28_STYLES[check_choice(what, style, tuple(DIGITS28_STYLES))]
+    if not isinstance(style, Mapping) or not style or set(style) - {"font", "stroke"}:
+        raise ValueError(
+            f"{what} must be a name of DIGITS28_STYLES or a dict with keys 'font' and/or "
+            f"'stroke', got {style!r}; e.g. {{'font': 'DejaVuSerif.ttf', 'stroke': 2.5}}."
+        )
+    fonts, stroke = style.get("font"), style.get("stroke")
+    if fonts is not None:
+        fonts = (fonts,) if isinstance(fonts, str) else fonts
+        hint = "use file names of DIGITS28_FONTS, e.g. 'DejaVuSerif.ttf'"
+        if not isinstance(fonts, tuple | list) or not fonts:
+            raise ValueError(f"{what}['font'] must be a font or a tuple of fonts; {hint}.")
+        for font in fonts:
+            check_choice(f"{what}['font']", font, DIGITS28_FONTS, hint=hint)
+            digits = {y for f, t, y in digit_glyphs() if f == font and t != "|"}
+            if digits != set(range(10)):
+                missing = sorted(set(range(10)) - digits)
+                raise ValueError(f"{what}['font']: {font!r} has no glyph for {missing}; {hint}.")
+        fonts = tuple(DIGITS28_FONTS.index(font) for font in fonts)
+    if stroke is not None:
+        stroke = check_number(f"{what}['stroke']", stroke, 0.0, strict=True, hint="e.g. 2.5 (px)")
+    return fonts, stroke
+
+
+def _styled(
+    factors: Tensor, u: Tensor, fonts: tuple[int, ...] | None, stroke: float | None
+) -> Tensor:
+    """The factors with a style applied; u (N,) in [0, 1) picks the font among ``fonts``."""
+    out = factors.clone()
+    if fonts is not None:
+        pick = (u * len(fonts)).long().clamp_(max=len(fonts) - 1)
+        out[:, DIGITS28_FACTORS.index("font")] = torch.tensor(fonts, dtype=out.dtype)[pick]
+        out[:, DIGITS28_FACTORS.index("bar_one")] = 0  # the font's own '1'
+    if stroke is not None:
+        out[:, DIGITS28_FACTORS.index("stroke")] = stroke
+    return out
+
+
+def digits28_pairs(
+    n: int,
+    seed: int = 0,
+    styles: Sequence[str | Mapping[str, object]] = ("sans", "serif"),
+    root: str | Path | None = None,
+    factors: bool = False,
+) -> TensorDataset:
+    """Aligned pairs for image-to-image translation: each digit rendered in two styles.
+
+    Per pair, digits28's factors are drawn once (:func:`draw_digit_factors`): glyph, rotation,
+    shear, scale, stroke and elastic field; each style then overrides what it fixes (a font,
+    with the font's own '1', or one of a tuple of fonts; a stroke width) and the digit is
+    rendered twice. So x_a[i] and x_b[i] share label, pose (rotation, shear, scale) and elastic
+    field and differ only by style. Styles are names of :data:`DIGITS28_STYLES` ("sans",
+    "serif": two font families; "thin", "bold": the same regular font, two stroke widths) or
+    dicts such as ``{"font": "cmr10.ttf", "stroke": 2.5}``. Labels come in blocks of 10
+    holding each digit once. Seeded streams of their own (not the train or test images): the
+    first ``n`` pairs are the same whatever ``n``, and the labels, poses and elastic fields of
+    a seed are the same whatever ``styles``. Cached as .npz in ``root`` (default
+    :func:`data_root`), like :func:`digits28`.
+    Shapes: x_a, x_b (N, 1, 28, 28) float32 in [-1, 1], labels (N,) int64; with
+    ``factors=True`` also factors_a, factors_b (N, 7) float64 (:data:`DIGITS28_FACTORS`) and
+    the shared elastic field (N, 2, 20, 20), so render_digits(labels, factors_a, elastic) == x_a.
+    """
+    n = check_int("n", n, 1, hint="pass e.g. n=1000")
+    seed = _check_seed(seed)
+    _check_flag("factors", factors)
+    if isinstance(styles, str) or not isinstance(styles, Sequence) or len(styles) != 2:
+        raise ValueError(f"styles must be two styles, got {styles!r}; e.g. ('sans', 'serif').")
+    resolved = tuple(_resolve_style(i, s) for i, s in enumerate(styles))
+    if resolved[0] == resolved[1]:
+        raise ValueError(f"styles must differ, got {styles!r}; e.g. ('thin', 'bold').")
+    size = -(-n // _CHUNK) * _CHUNK
+    style_key = hashlib.sha256(repr(resolved).encode()).hexdigest()[:8]
+    name = f"digits28pairs_v{DIGITS28_VERSION}_seed{seed}_n{size}_{style_key}"
+
+    def draw(chunk: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        g = torch.Generator().manual_seed(
+            derive_seed("digits28_pairs", DIGITS28_VERSION, seed, chunk)
+        )
+        y, f, e = _draw_chunk(g)
+        u = torch.rand(len(y), generator=g)  # a font for styles that name several
+        return y, _styled(f, u, *resolved[0]), _styled(f, u, *resolved[1]), e
+
+    def generate() -> dict[str, np.ndarray]:
+        x_a, x_b, labels = [], [], []
+        for chunk in range(size // _CHUNK):
+            y, f_a, f_b, e = draw(chunk)
+            x_a.append(_pixels(y, f_a, e))
+            x_b.append(_pixels(y, f_b, e))
+            labels.append(y.numpy())
+        return {
+            "x_a": np.concatenate(x_a),
+            "x_b": np.concatenate(x_b),
+            "labels": np.concatenate(labels),
+        }
+
+    shapes = {"x_a": (size, 28, 28), "x_b": (size, 28, 28), "labels": (size,)}
+    arrays = _cached(_folder(root) / f"{name}_{renderer_key(_CHUNK)}.npz", shapes, generate)
+    x_a, x_b = _images(arrays["x_a"][:n]), _images(arrays["x_b"][:n])
+    y = torch.from_numpy(arrays["labels"][:n].astype(np.int64))
+    if not factors:
+        return TensorDataset(x_a, x_b, y)
+    draws = [draw(c) for c in range(size // _CHUNK)]
+    f_a, f_b, elastic = (torch.cat([d[i] for d in draws])[:n] for i in (1, 2, 3))
+    return TensorDataset(x_a, x_b, y, f_a, f_b, elastic)

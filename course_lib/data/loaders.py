@@ -1,40 +1,24 @@
-"""Image datasets by name: offline digits, scikit-learn's 8x8 digits, and torchvision downloads with clear errors.
-"""
+"""Image datasets by name: offline digits, scikit-learn's 8x8 digits, and torchvision
+downloads (MNIST, Fashion-MNIST, CIFAR-10) that fail offline with a clear error."""
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import math
-import os
 import re
-import tempfile
-import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import Tensor
 from torch.utils.data import TensorDataset
-from course_lib._checks import check_choice, check_every, check_int, check_number
-from course_lib._io import as_float32, atomic_write, derive_seed, eval_mode
-from course_lib.data.digits import DIGITS28_SIZES, check_n, check_split, digits28
+
+from course_lib.data.digits import check_n, check_split, digits28
 from course_lib.data.root import DatasetUnavailableError, data_root
-
-
-
 
 IMAGE_DATASETS = ("digits28", "sklearn_digits", "mnist", "fashion_mnist", "cifar10")
 """Names accepted by :func:`load_images`; the first two need no network."""
 
 
-
 _TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10"}
 _PRETTY = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
-
-
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,27 +1,14 @@
-"""2-D toy distributions: Gaussian mixtures on a ring, a grid or a spiral, sampled with a seed.
-"""
+"""2-D toy distributions: Gaussian mixtures on a ring, a grid or a spiral, sampled with a seed."""
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import math
-import os
-import re
-import tempfile
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import TensorDataset
-from course_lib._checks import check_choice, check_every, check_int, check_number
-from course_lib._io import as_float32, atomic_write, derive_seed, eval_mode
 
-
+from course_lib._checks import check_int, check_number
 
 TOY_DISTRIBUTIONS = ("ring", "grid", "spiral")
 """Names accepted by :func:`toy_distribution`."""
@@ -139,5 +126,3 @@ def toy_distribution(name: str) -> GaussianMixture2D:
     if name not in factories:
         raise ValueError(f"name={name!r} is not a toy distribution; use one of {TOY_DISTRIBUTIONS}")
     return factories[name]()
-
-
