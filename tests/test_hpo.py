@@ -162,6 +162,97 @@ def test_bad_arguments_raise_clear_errors(tmp_path):
         search.create_study("s", tmp_path, direction="maximize")
 
 
+# Storage errors. CI runs as root, where chmod does not stop a write, so "cannot be created" and
+# "not writable" are simulated (Path.mkdir raising, os.access saying no); the real chmod test
+# runs only as a normal user.
+
+
+@pytest.fixture
+def optuna_must_not_open_storage(monkeypatch):
+    """Storage problems must be reported before Optuna opens (or creates) anything."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("Optuna was asked to open the storage")
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", refuse)
+
+
+def test_a_file_where_the_storage_folder_should_be_is_a_clear_error(
+    tmp_path, optuna_must_not_open_storage
+):
+    (tmp_path / "studies").write_text("notes")
+    for storage_dir in (tmp_path / "studies", tmp_path / "studies" / "gan"):
+        with pytest.raises(search.hpo.StudyStorageError) as error:
+            search.create_study("s", storage_dir)
+        message = str(error.value)
+        assert f"{tmp_path / 'studies'} is a file, not a folder" in message
+        assert "\n" not in message and "pass a folder path" in message
+    assert (tmp_path / "studies").read_text() == "notes"
+
+
+def test_a_storage_folder_that_cannot_be_created_is_a_clear_error(
+    tmp_path, monkeypatch, optuna_must_not_open_storage
+):
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(type(tmp_path), "mkdir", refuse)
+    with pytest.raises(ValueError, match=r"does not exist and cannot be created \(Permission"):
+        search.create_study("s", tmp_path / "new" / "studies")
+
+
+def test_a_storage_folder_that_is_not_writable_is_a_clear_error(
+    tmp_path, monkeypatch, optuna_must_not_open_storage
+):
+    monkeypatch.setattr(search.hpo.os, "access", lambda path, mode: False)
+    with pytest.raises(search.hpo.StudyStorageError, match=f"{tmp_path} is not writable; pass"):
+        search.create_study("s", tmp_path)
+
+
+def test_a_read_only_storage_folder_is_a_clear_error_for_a_normal_user(tmp_path):
+    import os
+
+    if not hasattr(os, "geteuid") or os.geteuid() == 0:
+        pytest.skip("chmod does not stop root (or Windows) writing; simulated in the test above")
+    tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(search.hpo.StudyStorageError, match="is not writable"):
+            search.create_study("s", tmp_path)
+    finally:
+        tmp_path.chmod(0o700)
+
+
+def test_a_directory_in_place_of_the_study_file_is_a_clear_error(
+    tmp_path, optuna_must_not_open_storage
+):
+    (tmp_path / "s.db").mkdir()
+    with pytest.raises(search.hpo.StudyStorageError, match=r"s\.db is not a file"):
+        search.create_study("s", tmp_path)
+
+
+def test_a_study_file_that_is_not_a_database_is_a_clear_error(
+    tmp_path, optuna_must_not_open_storage
+):
+    (tmp_path / "s.db").write_text("these are my notes, not a study\n")
+    with pytest.raises(search.hpo.StudyStorageError) as error:
+        search.create_study("s", tmp_path)
+    message = str(error.value)
+    assert message.startswith(f"study file {tmp_path / 's.db'} is corrupt (not a sqlite database)")
+    assert message.endswith("delete it to start the study again, or restore a copy.")
+    assert (tmp_path / "s.db").exists()  # nothing is deleted for the learner
+
+
+def test_a_damaged_study_file_is_a_clear_error(tmp_path):
+    """A sqlite header on damaged pages passes the pre-check; sqlite's error is translated."""
+    study = search.create_study("s", tmp_path, sampler="random")
+    search.run_trials(study, quadratic, 2)
+    del study
+    raw = (tmp_path / "s.db").read_bytes()
+    (tmp_path / "s.db").write_bytes(raw[:100])  # the header survives, the pages do not
+    with pytest.raises(search.hpo.StudyStorageError, match=r"s\.db is corrupt \(database disk"):
+        search.create_study("s", tmp_path)
+
+
 def test_a_study_resumes_from_its_sqlite_file(tmp_path):
     study = search.create_study("resume", tmp_path, sampler="random", pruner="none", seed=3)
     assert search.run_trials(study, quadratic, 3) == 3

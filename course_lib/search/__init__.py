@@ -32,6 +32,7 @@ from course_lib.search.hpo import (
     FINISHED,
     PRUNERS,
     SAMPLERS,
+    StudyStorageError,
     best_so_far,
     count_finished,
     create_study,
@@ -63,6 +64,7 @@ from course_lib.search.summaries import (
 )
 
 __all__ = [
+    "StudyStorageError",
     "DIRECTIONS",
     "FINISHED",
     "PRUNERS",

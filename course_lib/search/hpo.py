@@ -1,14 +1,18 @@
-"""Optuna studies."""
+"""Optuna studies: search spaces, samplers, pruners, studies kept in a sqlite file, trials run
+to a target count (so re-running resumes). See :mod:`course_lib.search` for the references."""
 
 from __future__ import annotations
 
+import os
 import re
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
+import sqlalchemy.exc
 import torch
 from optuna.trial import Trial, TrialState
 
@@ -232,6 +236,63 @@ def make_pruner(
     raise ValueError(f"pruner={name!r} is not one of {PRUNERS}; pass one of these names.")
 
 
+class StudyStorageError(ValueError):
+    """The folder or the sqlite file that holds a study cannot be used.
+
+    The message is one line: the path, what is wrong with it and what to do.
+    """
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+"""The first 16 bytes of every sqlite database file (https://www.sqlite.org/fileformat.html)."""
+
+
+def _check_storage(folder: Path, db: Path) -> None:
+    """Raise :class:`StudyStorageError` unless ``folder`` is (or can be made) a writable folder
+    and ``db``, if it exists, is a writable sqlite file. Touches nothing but the folder."""
+    above = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise StudyStorageError(
+            f"storage_dir {folder}: {above} is a file, not a folder; pass a folder path for the "
+            "study files, or move that file away."
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StudyStorageError(
+            f"storage_dir {folder} does not exist and cannot be created ({error.strerror}); "
+            "create it yourself, or pass a folder you can write to (e.g. runs/hpo)."
+        ) from None
+    # sqlite writes a journal next to the study file, so the folder itself must be writable.
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StudyStorageError(
+            f"storage_dir {folder} is not writable; pass a folder you can write to "
+            "(e.g. runs/hpo), or make it writable (chmod u+w)."
+        )
+    if not db.exists():
+        return
+    if not db.is_file():
+        raise StudyStorageError(
+            f"study file {db} is not a file; move it away, or pass another study name."
+        )
+    if not os.access(db, os.R_OK | os.W_OK):
+        raise StudyStorageError(
+            f"study file {db} is not readable and writable; make it so (chmod u+rw), or copy "
+            "it to a folder you can write to and pass that folder."
+        )
+    with db.open("rb") as file:
+        header = file.read(len(SQLITE_HEADER))
+    if header and header != SQLITE_HEADER:  # sqlite treats an empty file as an empty database
+        raise _corrupt_study(db, "not a sqlite database")
+
+
+def _corrupt_study(db: Path, reason: str) -> StudyStorageError:
+    return StudyStorageError(
+        f"study file {db} is corrupt ({reason}); delete it to start the study again, or "
+        "restore a copy."
+    )
+
+
 def storage_url(path: str | Path) -> str:
     """The SQLAlchemy URL of a sqlite file: ``sqlite:///<absolute path>``."""
     return f"sqlite:///{Path(path).resolve()}"
@@ -259,8 +320,11 @@ def create_study(
     the same study need different ``worker`` numbers, or they propose the same points.
     ``quiet`` sets Optuna's logging to warnings only (no line per trial).
     Raises ValueError for an unknown name, or when the stored study was made for the other
-    direction. Returns an ``optuna.Study`` backed by the sqlite file (storage: see
-    :func:`storage_url`; a 60 s lock timeout lets workers wait for each other).
+    direction; :class:`StudyStorageError` (a ValueError) when ``storage_dir`` is a file,
+    cannot be created or is not writable (checked before Optuna opens anything), and when
+    ``<name>.db`` is not a readable sqlite study. Returns an ``optuna.Study`` backed by the
+    sqlite file (storage: see :func:`storage_url`; a 60 s lock timeout lets workers wait for
+    each other).
     """
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.=-]+", name):
         raise ValueError(
@@ -274,19 +338,31 @@ def create_study(
     if quiet:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     folder = Path(storage_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    storage = optuna.storages.RDBStorage(
-        storage_url(folder / f"{name}.db"), engine_kwargs={"connect_args": {"timeout": 60}}
-    )
-    study = optuna.create_study(
-        study_name=name,
-        storage=storage,
-        direction=direction,
-        pruner=pruner_obj,
-        sampler=optuna.samplers.RandomSampler(),  # replaced below, once we know the trial count
-        load_if_exists=True,
-    )
-    stored = study.direction.name.lower()
+    db = folder / f"{name}.db"
+    _check_storage(folder, db)
+    try:
+        storage = optuna.storages.RDBStorage(
+            storage_url(db), engine_kwargs={"connect_args": {"timeout": 60}}
+        )
+        study = optuna.create_study(
+            study_name=name,
+            storage=storage,
+            direction=direction,
+            pruner=pruner_obj,
+            sampler=optuna.samplers.RandomSampler(),  # replaced below, once we know the trials
+            load_if_exists=True,
+        )
+        stored = study.direction.name.lower()
+    except sqlalchemy.exc.DatabaseError as error:
+        # sqlite3.DatabaseError proper ("file is not a database", "database disk image is
+        # malformed") means a damaged file; its OperationalError subclass ("database is
+        # locked") does not, and propagates unchanged.
+        damaged = isinstance(error.orig, sqlite3.DatabaseError) and not isinstance(
+            error.orig, sqlite3.OperationalError
+        )
+        if not damaged:
+            raise
+        raise _corrupt_study(db, str(error.orig)) from error
     if stored != direction:
         raise ValueError(
             f"study {name!r} in {folder} was created to {stored}, not to {direction}; "

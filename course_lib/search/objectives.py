@@ -1,4 +1,5 @@
-"""The course's search objectives."""
+"""The course's search objectives: train a GAN on the ring with pruning and score its mode
+coverage, and the command-line worker ``python -m course_lib.search``."""
 
 from __future__ import annotations
 

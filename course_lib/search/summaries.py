@@ -1,4 +1,5 @@
-"""Summaries."""
+"""Reading a finished search: summaries, trial tables, fANOVA importances and three plots
+(best score so far, intermediate values, importances)."""
 
 from __future__ import annotations
 
