@@ -1,12 +1,15 @@
-# `make lab` opens the course in JupyterLab; `make test` runs the whole test suite.
-# Both create the virtual environment .venv on first use: a machine needs only Python >= 3.10 and make.
+# `make lab` opens the course in JupyterLab; `make test` runs the whole test suite; `make lint`
+# checks style (ruff) without changing a file, `make format` fixes what ruff can fix.
+# Each target creates the virtual environment .venv on first use: a machine needs only Python >= 3.10
+# and make.
 PYTHON ?= python3
 LAB_ARGS ?=
 VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+LINT_PATHS := course_lib tests tools benchmarks
 
-.PHONY: install lab test notebooks benchmark
+.PHONY: install lab test lint format notebooks benchmark
 
 install: $(INSTALLED)
 
@@ -20,6 +23,14 @@ lab: $(INSTALLED)
 
 test: $(INSTALLED)
 	COURSE_PROFILE=smoke $(BIN)/python -m pytest
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+
+format: $(INSTALLED)
+	$(BIN)/ruff check --fix $(LINT_PATHS)
+	$(BIN)/ruff format $(LINT_PATHS)
 
 notebooks: $(INSTALLED)
 	$(BIN)/python tools/build_notebooks.py

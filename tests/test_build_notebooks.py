@@ -9,6 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+import course_lib
+
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("build_notebooks", ROOT / "tools/build_notebooks.py")
 build_notebooks = importlib.util.module_from_spec(spec)
@@ -56,6 +58,7 @@ def test_unbalanced_markers_are_an_error(source):
 
 def test_badges_and_install_lines_come_from_pyproject():
     url = build_notebooks.repository_url()
+    version = build_notebooks.package_version()
     assert url.startswith("https://github.com/")
     for folder in ("solutions", "notebooks"):
         for path in sorted((ROOT / folder).glob("*.ipynb")):
@@ -63,7 +66,18 @@ def test_badges_and_install_lines_come_from_pyproject():
             header = nb.cells[0].source
             assert build_notebooks.colab_badge(url, folder, path.name) in header, path
             setup = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-            assert build_notebooks.install_line(url) in setup, path
+            assert build_notebooks.install_line(url, version) in setup, path
+
+
+def test_the_colab_install_line_pins_the_release_tag_of_this_version():
+    """Colab installs a tag, not the branch head: a learner's notebook must not change under
+    them when the branch moves. The tag is v + course_lib.__version__."""
+    assert build_notebooks.package_version() == course_lib.__version__
+    version = course_lib.__version__
+    line = build_notebooks.install_line("https://github.com/o/r", version)
+    assert line == f'%pip install -q "course_lib @ git+https://github.com/o/r@v{version}"'
+    assert build_notebooks.INSTALL_RE.fullmatch(line)
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version)
 
 
 def test_notebooks_follow_the_template():

@@ -1,9 +1,11 @@
-"""The repository's promises: one install, one test command, the same packages everywhere."""
+"""The repository's promises: one install, lint and test commands, the same packages everywhere."""
 
 import re
 from pathlib import Path
 
 import pytest
+
+import course_lib
 
 tomllib = pytest.importorskip("tomllib", reason="needs tomllib (Python >= 3.11)")
 
@@ -30,15 +32,46 @@ def test_torch_bounds_are_loose_in_the_package_and_pinned_only_for_ci():
     assert "torch==" in pins and "torchvision==" in pins
 
 
-def test_ci_runs_the_readme_test_command():
+def test_ci_runs_exactly_the_readme_lint_and_test_commands():
     readme = (ROOT / "README.md").read_text()
     ci = [line for line in (ROOT / ".ci/run").read_text().splitlines() if line and line[0] != "#"]
-    assert "make test" in readme
-    assert ci[-1] == "make test"
+    commands = [line for line in ci if not line.startswith(("set ", "cd "))]
+    assert commands == ["make lint", "make test"]
+    missing = [c for c in commands if c not in readme]
+    assert not missing, f"README.md does not tell contributors to run {missing}"
 
 
-def test_the_digit_classifier_weights_ship_with_the_package():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert "weights/*.pt" in project["tool"]["setuptools"]["package-data"]["course_lib"]
+def test_github_workflows_run_ci_and_a_nightly_against_the_newest_torch():
+    yaml = pytest.importorskip("yaml")
+    ci = yaml.safe_load((ROOT / ".github/workflows/ci.yml").read_text())
+    nightly = yaml.safe_load((ROOT / ".github/workflows/nightly.yml").read_text())
+    ci_steps = [s.get("run", "") for job in ci["jobs"].values() for s in job["steps"]]
+    assert "bash .ci/run" in ci_steps
+    triggers = nightly[True]  # YAML 1.1 reads the key `on` as True
+    assert "cron" in triggers["schedule"][0] and "workflow_dispatch" in triggers
+    runs = "\n".join(s.get("run", "") for job in nightly["jobs"].values() for s in job["steps"])
+    assert "constraints.txt" not in runs and "--upgrade torch torchvision" in runs
+    assert "COURSE_PROFILE=smoke python -m pytest" in runs
+
+
+def test_the_package_ships_every_sub_package_and_the_weights():
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert setuptools["packages"]["find"]["include"] == ["course_lib*"]
+    assert "weights/*.pt" in setuptools["package-data"]["course_lib"]
     weights = ROOT / "course_lib/weights/digit_classifier.pt"
     assert weights.exists() and weights.stat().st_size < 2 * 2**20
+
+
+def test_the_version_is_written_once_and_has_a_changelog_entry():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in pyproject["project"] and "version" in pyproject["project"]["dynamic"]
+    attr = pyproject["tool"]["setuptools"]["dynamic"]["version"]["attr"]
+    assert attr == "course_lib.__version__"
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert f"## [{course_lib.__version__}]" in changelog
+
+
+def test_the_license_file_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "MIT" and project["license-files"] == ["LICENSE"]
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")

@@ -2,7 +2,10 @@
 
 ``solutions/`` is the source. For every ``solutions/NN_topic.ipynb`` this script
 1. normalizes it in place: outputs, execution counts and volatile metadata stripped; the Colab badge
-   and the Colab install line regenerated from ``[project.urls] Repository`` in pyproject.toml;
+   and the Colab install line regenerated from ``[project.urls] Repository`` in pyproject.toml, the
+   install line pinned to the release tag ``v<version>`` (``course_lib.__version__``, which
+   pyproject.toml reads as the package version), so that a learner's notebook does not change
+   under them when the branch moves;
 2. writes ``notebooks/NN_topic.ipynb``: the same notebook with the code between
    ``# BEGIN SOLUTION`` and ``# END SOLUTION`` replaced by a stub that raises NotImplementedError,
    and markdown between ``<!-- BEGIN SOLUTION -->`` and ``<!-- END SOLUTION -->`` replaced by a
@@ -45,14 +48,24 @@ def repository_url(pyproject: Path = ROOT / "pyproject.toml") -> str:
     return match.group(1).rstrip("/")
 
 
+def package_version(root: Path = ROOT) -> str:
+    """``course_lib.__version__``, read from the source (pyproject.toml's dynamic version)."""
+    init = root / "course_lib" / "__init__.py"
+    match = re.search(r'^__version__ = "([^"]+)"', init.read_text(), re.MULTILINE)
+    if match is None:
+        raise SystemExit(f"{init}: no '__version__ = \"X.Y.Z\"' line.")
+    return match.group(1)
+
+
 def colab_badge(repo_url: str, folder: str, name: str) -> str:
     path = repo_url.removeprefix("https://github.com/")
     link = f"https://colab.research.google.com/github/{path}/blob/main/{folder}/{name}"
     return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({link})"
 
 
-def install_line(repo_url: str) -> str:
-    return f'%pip install -q "course_lib @ git+{repo_url}"'
+def install_line(repo_url: str, version: str) -> str:
+    """The Colab install line, pinned to the release tag of ``version`` (tags are ``vX.Y.Z``)."""
+    return f'%pip install -q "course_lib @ git+{repo_url}@v{version}"'
 
 
 def _stub(source: str, begin: str, end: str, stub: str) -> str:
@@ -77,7 +90,9 @@ def _stub(source: str, begin: str, end: str, stub: str) -> str:
     return "\n".join(out)
 
 
-def normalize(nb: nbformat.NotebookNode, repo_url: str, folder: str, name: str) -> None:
+def normalize(
+    nb: nbformat.NotebookNode, repo_url: str, version: str, folder: str, name: str
+) -> None:
     """Strip outputs and volatile metadata; regenerate badge and install line (in place)."""
     nb.metadata = {k: v for k, v in nb.metadata.items() if k in KEPT_NOTEBOOK_METADATA}
     if "language_info" in nb.metadata:
@@ -87,7 +102,7 @@ def normalize(nb: nbformat.NotebookNode, repo_url: str, folder: str, name: str) 
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
-            cell.source = INSTALL_RE.sub(install_line(repo_url), cell.source)
+            cell.source = INSTALL_RE.sub(install_line(repo_url, version), cell.source)
         elif cell.cell_type == "markdown":
             cell.source = BADGE_RE.sub(colab_badge(repo_url, folder, name), cell.source)
 
@@ -125,13 +140,14 @@ def syllabus_row(path: Path, nb: nbformat.NotebookNode, repo_url: str) -> str:
 def build(root: Path = ROOT) -> dict[Path, str]:
     """Everything this script writes, as {path: text}."""
     repo_url = repository_url(root / "pyproject.toml")
+    version = package_version(root)
     outputs: dict[Path, str] = {}
     rows = []
     for path in sorted((root / "solutions").glob("[0-9][0-9]_*.ipynb")):
         solution = nbformat.read(path, as_version=4)
-        normalize(solution, repo_url, "solutions", path.name)
+        normalize(solution, repo_url, version, "solutions", path.name)
         learner = learner_version(solution)
-        normalize(learner, repo_url, "notebooks", path.name)
+        normalize(learner, repo_url, version, "notebooks", path.name)
         outputs[path] = nbformat.writes(solution) + "\n"
         outputs[root / "notebooks" / path.name] = nbformat.writes(learner) + "\n"
         rows.append(syllabus_row(path, solution, repo_url))

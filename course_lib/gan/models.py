@@ -1,4 +1,5 @@
-"""GAN models."""
+"""GAN models: MLP G and D for 2-D toy data, and DCGAN's G and D (Radford et al. 2016,
+arXiv:1511.06434, Section 3) with its N(0, 0.02) initialization."""
 
 from __future__ import annotations
 

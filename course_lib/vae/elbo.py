@@ -1,4 +1,15 @@
-"""The ELBO."""
+"""The ELBO of a VAE: reparameterization, KL terms, decoder likelihoods, free bits, the loss.
+
+A VAE is a :class:`course_lib.vae.models.VAE`: an encoder giving the diagonal Gaussian
+q(z|x) = N(mu, diag(exp(logvar))), a decoder giving p(x|z) (Bernoulli logits or Gaussian means)
+and the prior p(z) = N(0, I). One reduction convention holds everywhere in this module: a
+per-example quantity (log-likelihood, KL, ELBO, importance-weighted bound) is **summed over the
+data dimensions (pixels) and the latent dimensions** and has shape (N,); a loss is the **batch
+mean** of such per-example values. Reconstruction and KL are then both in nats per example, on
+the same scale, and a KL weight ``beta`` means what it says. (Averaging the reconstruction over
+the D pixels but summing the KL is the same as beta = D with the loss divided by D: the KL
+dominates.)
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""VAE models."""
+"""VAE models: MLP and convolutional (DCGAN-shaped) encoders and decoders, and :class:`VAE`,
+which holds both with the decoder's likelihood (Bernoulli or Gaussian)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""KL schedules."""
+"""KL annealing schedules: linear and logistic warm-up (Bowman et al. 2016, arXiv:1511.06349)
+and cyclical annealing (Fu et al. 2019, arXiv:1903.10145); each maps a step to a weight
+in [0, 1]."""
 
 from __future__ import annotations
 
