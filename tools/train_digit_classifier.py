@@ -13,9 +13,7 @@ Usage (from the repository root):  python tools/train_digit_classifier.py [--epo
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from course_lib import data, metrics  # noqa: E402
+from course_lib._io import atomic_write  # noqa: E402
 
 DEFAULT_OUT = REPO / "course_lib" / "weights" / metrics.WEIGHTS_FILE
 MAX_BYTES = 2 * 1024 * 1024
@@ -64,24 +63,6 @@ def accuracy(model: metrics.DigitClassifier, x: Tensor, y: Tensor, batch_size: i
         for i in range(0, len(x), batch_size)
     )
     return correct / len(x)
-
-
-def save_atomic(obj: dict, path: Path) -> None:
-    """torch.save to a temporary file in the target folder, fsync, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; package data must be readable
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         "torch_version": str(torch.__version__),
     }
     state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
-    save_atomic({"state_dict": state, "meta": meta}, args.out)
+    weights = {"state_dict": state, "meta": meta}  # package data: readable by everyone
+    atomic_write(args.out, lambda f: torch.save(weights, f), mode=0o644)
     size = args.out.stat().st_size
     print(f"wrote {args.out} ({size / 1024:.0f} KiB)")
     if size >= MAX_BYTES:

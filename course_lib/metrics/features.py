@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from course_lib._io import eval_mode
 from course_lib.metrics.distances import fid_from_features, kid_from_features
 
 WEIGHTS_FILE = "digit_classifier.pt"
@@ -158,18 +159,12 @@ def run_batched(
         raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
     params = list(module.parameters()) if isinstance(module, nn.Module) else []
     device = params[0].device if params else images.device
-    modes = {m: m.training for m in module.modules()} if isinstance(module, nn.Module) else {}
-    if isinstance(module, nn.Module):
-        module.eval()
-    try:
-        with torch.no_grad():
-            out = [
-                fn(images[i : i + batch_size].to(device)).cpu()
-                for i in range(0, images.shape[0], batch_size)
-            ]
-    finally:
-        for m, training in modes.items():
-            m.training = training
+    modules = (module,) if isinstance(module, nn.Module) else ()
+    with eval_mode(*modules):
+        out = [
+            fn(images[i : i + batch_size].to(device)).cpu()
+            for i in range(0, images.shape[0], batch_size)
+        ]
     return torch.cat(out)
 
 

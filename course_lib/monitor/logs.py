@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ from torch import Tensor
 
 from course_lib import viz
 from course_lib._checks import check_every
+from course_lib._io import atomic_write
 from course_lib.train import History
 
 # ------------------------------------------------------------------------------------ logs
@@ -79,18 +78,8 @@ class JSONLLogger(_HistorySink):
         self.path = Path(path)
 
     def _rewrite(self, rows: Sequence[Mapping[str, float]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
-        )
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.writelines(_json_line(row) for row in rows)
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        text = "".join(_json_line(row) for row in rows).encode()
+        atomic_write(self.path, lambda f: f.write(text), mode=0o644)
 
     def _append(self, rows: Sequence[Mapping[str, float]]) -> None:
         with self.path.open("a") as f:
