@@ -48,6 +48,37 @@ def atomic_write(
     return path
 
 
+def check_folder(
+    folder: str | os.PathLike[str], argument: str, error: type[Exception] = ValueError
+) -> Path:
+    """Make sure ``folder`` is, or can be made, a folder this process can write to; create it.
+
+    Raises ``error`` with one line naming ``argument``, the path, what is wrong and what to do:
+    a file where the folder (or one above it) should be, a folder that cannot be created, or one
+    that is not writable. Call it before work starts, so a bad path never costs a run.
+    """
+    folder = Path(folder)
+    above = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise error(
+            f"{argument} {folder}: {above} is a file, not a folder; pass a folder path, or move "
+            "that file away."
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise error(
+            f"{argument} {folder} does not exist and cannot be created ({exc.strerror}); create "
+            "it yourself, or pass a folder you can write to (e.g. under runs/)."
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise error(
+            f"{argument} {folder} is not writable; pass a folder you can write to (e.g. under "
+            "runs/), or make it writable (chmod u+w)."
+        )
+    return folder
+
+
 def derive_seed(*keys: object, bits: int = 63) -> int:
     """A seed of ``bits`` bits for one named random stream, e.g. ``derive_seed(seed, "epoch", 3)``.
 

@@ -236,3 +236,32 @@ def test_a_checkpoint_of_version_1_is_refused_with_what_to_do(tmp_path):
     save_checkpoint(state, path)
     with pytest.raises(CheckpointError, match="version 1 checkpoint.*reads version 2"):
         conditional_trainer().resume(path)
+
+
+def test_a_load_that_fails_part_way_leaves_the_trainer_as_it_was(tmp_path):
+    path = tmp_path / "run.pt"
+    conditional_trainer().fit(
+        conditional_data(), steps=3, batch_size=8, checkpoint_path=path, progress=False
+    )
+    state = load_checkpoint(path)
+    state["state"]["opt_d"]["param_groups"] = []  # loads after G, D and opt_g, then fails
+    other = conditional_trainer(init_seed=1)
+    other.fit(conditional_data(), steps=2, batch_size=8, progress=False)
+    before, streams = state_of(other), other.generator("z").get_state()
+    with pytest.raises(CheckpointError, match="could not be loaded"):
+        other.load_state_dict(state)
+    after = state_of(other)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert other.step == 2 and len(other.history) == 2
+    assert torch.equal(other.generator("z").get_state(), streams)
+
+
+def test_a_bad_checkpoint_path_fails_before_the_first_step(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    trainer = conditional_trainer()
+    with pytest.raises(ValueError, match=r"checkpoint_path .* is a file, not a folder"):
+        trainer.fit(conditional_data(), steps=5, batch_size=8, checkpoint_path=blocker / "x.pt")
+    with pytest.raises(ValueError, match="checkpoint_path .* is a folder; pass a file path"):
+        trainer.fit(conditional_data(), steps=5, batch_size=8, checkpoint_path=tmp_path)
+    assert trainer.step == 0 and trainer.algorithm.labels_seen == []

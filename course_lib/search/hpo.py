@@ -17,7 +17,7 @@ import torch
 from optuna.trial import Trial, TrialState
 
 from course_lib._checks import check_int
-from course_lib._io import derive_seed
+from course_lib._io import check_folder, derive_seed
 
 SAMPLERS = ("grid", "random", "tpe")
 """Sampler names accepted by :func:`make_sampler` and :func:`create_study`."""
@@ -250,25 +250,8 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 def _check_storage(folder: Path, db: Path) -> None:
     """Raise :class:`StudyStorageError` unless ``folder`` is (or can be made) a writable folder
     and ``db``, if it exists, is a writable sqlite file. Touches nothing but the folder."""
-    above = next((p for p in (folder, *folder.parents) if p.exists()), None)
-    if above is not None and not above.is_dir():
-        raise StudyStorageError(
-            f"storage_dir {folder}: {above} is a file, not a folder; pass a folder path for the "
-            "study files, or move that file away."
-        )
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise StudyStorageError(
-            f"storage_dir {folder} does not exist and cannot be created ({error.strerror}); "
-            "create it yourself, or pass a folder you can write to (e.g. runs/hpo)."
-        ) from None
     # sqlite writes a journal next to the study file, so the folder itself must be writable.
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise StudyStorageError(
-            f"storage_dir {folder} is not writable; pass a folder you can write to "
-            "(e.g. runs/hpo), or make it writable (chmod u+w)."
-        )
+    check_folder(folder, "storage_dir", StudyStorageError)
     if not db.exists():
         return
     if not db.is_file():

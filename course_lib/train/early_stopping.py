@@ -18,6 +18,7 @@ import numpy as np
 from torch import Tensor, nn
 
 from course_lib._checks import check_choice
+from course_lib._io import check_folder
 from course_lib.train.callbacks import Evaluate
 from course_lib.train.checkpoint import load_checkpoint, save_checkpoint
 
@@ -103,6 +104,8 @@ class EarlyStopping:
         self.key = key
         self.keep = (keep,) if isinstance(keep, str) else tuple(keep)
         self.best_path = None if best_path is None else Path(best_path)
+        if self.best_path is not None:  # fail now, not at the first improvement
+            check_folder(self.best_path.parent, "the folder of best_path")
         self.best_step: int | None = None
         self.best_value: float | None = None
         self.best_state: dict[str, dict[str, Tensor]] | None = None

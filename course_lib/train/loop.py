@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from course_lib import runtime
 from course_lib._checks import check_int
-from course_lib._io import derive_seed
+from course_lib._io import check_folder, derive_seed
 from course_lib.train.batches import Batch, Sampler, make_batches
 from course_lib.train.callbacks import Callback, callback_keys, check_callbacks
 from course_lib.train.checkpoint import (
@@ -45,7 +45,15 @@ from course_lib.train.checkpoint import (
 )
 from course_lib.train.history import History
 from course_lib.train.precision import MixedPrecision
-from course_lib.train.state import has_state, parts, restore_streams, save_streams, settings
+from course_lib.train.state import (
+    has_state,
+    parts,
+    restore,
+    restore_streams,
+    save_streams,
+    settings,
+    snapshot,
+)
 
 CHECKPOINT_VERSION = 2
 
@@ -196,6 +204,13 @@ class Trainer:
             sampler_generator=lambda: self.generator("data", cpu=True),
         )
         path = None if checkpoint_path is None else Path(checkpoint_path)
+        if path is not None:  # a bad path fails now, not at the first save minutes later
+            if path.is_dir():
+                raise ValueError(
+                    f"checkpoint_path {path} is a folder; pass a file path, e.g. "
+                    f"{path / 'checkpoint.pt'}."
+                )
+            check_folder(path.parent, "the folder of checkpoint_path")
         resumed = False
         if path is not None and self.step == 0 and path.exists():
             self.resume(path)
@@ -391,9 +406,13 @@ class Trainer:
             stateful=stateful,
             settings=self.hparams(),
         )
+        before = snapshot(stateful, self._streams)
+        run = (self.step, self.batches_drawn, self.history, self._resumed_spec, self._fit_spec)
         try:
             self._load(state, stateful, source)
         except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            restore(stateful, self._streams, before)  # all or nothing: the trainer is as it was
+            self.step, self.batches_drawn, self.history, self._resumed_spec, self._fit_spec = run
             raise CheckpointError(
                 f"{source} could not be loaded ({type(exc).__name__}: "
                 f"{str(exc).splitlines()[0][:120] if str(exc) else ''}); train a new run."

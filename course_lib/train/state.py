@@ -10,6 +10,7 @@ type, so a stream saved on another device is re-seeded from (seed, name, step) i
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Any
 
@@ -85,3 +86,26 @@ def restore_streams(
             gen.manual_seed(derive_seed(seed, name, step))
             moved.append(name)
     return moved
+
+
+def snapshot(stateful: dict[str, Any], streams: dict[str, torch.Generator]) -> dict[str, Any]:
+    """Copies of every part's state, the streams and torch's RNG, for :func:`restore`."""
+    return {
+        "state": {name: copy.deepcopy(obj.state_dict()) for name, obj in stateful.items()},
+        "streams": {name: gen.get_state() for name, gen in streams.items()},
+        "torch": torch.get_rng_state(),
+    }
+
+
+def restore(
+    stateful: dict[str, Any], streams: dict[str, torch.Generator], saved: dict[str, Any]
+) -> None:
+    """Put back what :func:`snapshot` copied; streams created since are dropped."""
+    for name, obj in stateful.items():
+        obj.load_state_dict(saved["state"][name])
+    for name in list(streams):
+        if name in saved["streams"]:
+            streams[name].set_state(saved["streams"][name])
+        else:
+            del streams[name]
+    torch.set_rng_state(saved["torch"])
