@@ -113,7 +113,6 @@ class VAETrainer(Trainer):
             amp=amp,
             seed=seed,
         )
-        self.lr = float(lr)
         self.early: EarlyStopping | None = None  # the held-out loss record, once fit has val_data
 
     # the step's parts, under the names the notebooks use
