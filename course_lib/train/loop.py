@@ -20,7 +20,6 @@ trainer owns everything around it, once for every family:
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from collections.abc import Iterable, Mapping
@@ -43,6 +42,12 @@ from course_lib.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from course_lib.train.guard import (
+    NonFiniteLossError,
+    first_nonfinite,
+    nonfinite_message,
+    nonfinite_module,
+)
 from course_lib.train.history import History
 from course_lib.train.precision import MixedPrecision
 from course_lib.train.state import (
@@ -58,16 +63,9 @@ from course_lib.train.state import (
 CHECKPOINT_VERSION = 2
 
 
-class NonFiniteLossError(RuntimeError):
-    """A loss or a weight became NaN or infinite; the message says where and what to try."""
-
-
 class Algorithm(Protocol):
-    """What :class:`Trainer` trains: ``step(trainer, batch)`` -> the step's scalar tensors.
-
-    Optional class attribute ``progress_keys``: the values shown on the progress bar (default:
-    the first two the step returns).
-    """
+    """What :class:`Trainer` trains: ``step(trainer, batch)`` -> the step's scalar tensors;
+    optional ``progress_keys``, the values on the progress bar (default: the first two)."""
 
     def step(self, trainer: Trainer, batch: Batch) -> Mapping[str, Tensor]: ...
 
@@ -323,32 +321,17 @@ class Trainer:
         means = dict(zip(tensor_keys, (total / count).tolist(), strict=True))
         row: dict[str, float] = {"step": self.step}
         row.update({k: means[k] if k in means else last[k] for k in keys})
-        first = self.step - count + 1
-        for key in keys:
-            if not math.isfinite(row[key]):
-                self.history.append(row)
-                span = f"step {first}" if first == self.step else f"steps {first}-{self.step}"
-                raise NonFiniteLossError(self.nonfinite(f"{key} is {row[key]} ({span})"))
+        key = first_nonfinite(row, keys)
+        if key is not None:
+            self.history.append(row)
+            first = self.step - count + 1
+            span = f"step {first}" if first == self.step else f"steps {first}-{self.step}"
+            raise NonFiniteLossError(self.nonfinite(f"{key} is {row[key]} ({span})"))
         return row
 
     def nonfinite(self, what: str) -> str:
         """The message of a :class:`NonFiniteLossError`: what, the checkpoint kept, what to try."""
-        if self._last_checkpoint is None:
-            kept = "no checkpoint was written (pass checkpoint_path= to fit to keep one)"
-        else:
-            kept = (
-                f"the last good checkpoint is kept at {self._last_checkpoint[0]} "
-                f"(step {self._last_checkpoint[1]})"
-            )
-        lrs = ", ".join(
-            f"{name} lr={obj.param_groups[0]['lr']:g}"
-            for name, obj in self._stateful().items()
-            if isinstance(obj, torch.optim.Optimizer)
-        )
-        return (
-            f"step {self.step}: {what}; {kept}. Try a lower lr (now {lrs}), check that the data "
-            "is finite and in the model's range (generators: [-1, 1]), or another seed."
-        )
+        return nonfinite_message(self.step, what, self._last_checkpoint, self._stateful())
 
     # ---------------------------------------------------------------------- checkpoints
 
@@ -449,12 +432,9 @@ class Trainer:
         Refuses (NonFiniteLossError) if any weight is NaN/inf, so a diverged run never
         overwrites a good checkpoint.
         """
-        for name, module in self._stateful().items():
-            if not isinstance(module, nn.Module):
-                continue
-            tensors = [t for t in module.state_dict().values() if t.is_floating_point()]
-            if tensors and not bool(torch.stack([t.isfinite().all() for t in tensors]).all()):
-                raise NonFiniteLossError(self.nonfinite(f"{name}'s weights are not finite"))
+        broken = nonfinite_module(self._stateful())
+        if broken is not None:
+            raise NonFiniteLossError(self.nonfinite(f"{broken}'s weights are not finite"))
         path = save_checkpoint(self.state_dict(), path)
         self._last_checkpoint = (path, self.step)
         return path
