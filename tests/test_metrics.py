@@ -98,6 +98,24 @@ def test_frechet_bad_input():
         metrics.fid_from_features(np.zeros(5), np.zeros((5, 4)))
 
 
+@pytest.mark.parametrize(
+    "sigma, match",
+    [
+        (-np.eye(3), "sigma1 is not positive semi-definite"),  # would give 0 after clipping
+        (np.diag([1.0, 1.0, -0.5]), "smallest eigenvalue -0.5"),
+        (np.array([[1.0, 0.9, 0], [0, 1, 0], [0, 0, 1]]), "sigma1 is not symmetric"),
+    ],
+)
+def test_frechet_refuses_a_matrix_that_is_no_covariance(sigma, match):
+    with pytest.raises(ValueError, match=match):
+        metrics.frechet_distance(np.zeros(3), sigma, np.zeros(3), np.eye(3))
+
+
+def test_frechet_accepts_a_singular_covariance_of_few_samples():
+    feats = torch.randn(20, 64, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert metrics.fid_from_features(feats, feats) == pytest.approx(0.0, abs=1e-6)
+
+
 # ------------------------------------------------------------------------------------------------
 # KID
 # ------------------------------------------------------------------------------------------------
@@ -323,6 +341,37 @@ def digits() -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, tor
     data = pytest.importorskip("course_lib.data")
     x, y = data.digits28("test", n=2000, seed=0).tensors
     return (x[1000:], y[1000:]), (x[:1000], y[:1000])
+
+
+@pytest.mark.parametrize(
+    "mistake, match",
+    [
+        (lambda x: (x + 1) / 2, r"in \[-1, 1\], got values in \[0, 1\]; they look like \[0, 1\]"),
+        (lambda x: (x + 1) * 127.5, r"got values in \[0, 255\]; they look like 0\.\.255"),
+        (lambda x: ((x + 1) * 127.5).to(torch.uint8), "must be floating point"),
+        (lambda x: x * 1.5, r"got values in \[-1\.5, 1\.5\]"),
+        (lambda x: torch.where(x > 0.9, math.nan, x), "contains NaN or inf"),
+    ],
+)
+def test_every_image_metric_refuses_images_outside_the_extractors_range(digits, mistake, match):
+    """A VAE's Bernoulli means in [0, 1] fed to FID is the natural mistake: every image-level
+    metric names the argument and the conversion instead of returning a plausible number."""
+    (real, _), (other, _) = digits
+    bad = mistake(other[:200])
+    calls = {
+        "images_b": lambda: metrics.fid(real[:200], bad),
+        "images_a": lambda: metrics.kid(bad, real[:200], subset_size=100),
+        "images_fake": lambda: metrics.precision_recall(real[:200], bad),
+        "images": lambda: metrics.inception_score(bad),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match=f"^{name} .*{match}"):
+            call()
+    with pytest.raises(ValueError, match=f"^images .*{match}"):
+        metrics.class_coverage(bad)
+    with pytest.raises(ValueError, match=f"^images .*{match}"):
+        metrics.ssim_diversity(bad)
+    assert metrics.fid(real[:200], other[:200]) > 0  # the same images, in range, are fine
 
 
 def test_classifier_accuracy_on_held_out_digits(classifier, digits):
@@ -780,13 +829,17 @@ def test_inception_features_feed_the_network_uint8_rgb():
             return x.double().mean(dim=(2, 3))
 
     wrapper = metrics.InceptionFeatures(FakeInception(), feature_dim=3, batch_size=3)
-    grey = torch.tensor([-1.0, 0.0, 1.0, 0.5, -0.2, 1.3, -3.0]).view(7, 1, 1, 1).expand(7, 1, 4, 4)
+    grey = (
+        torch.tensor([-1.0, 0.0, 1.0, 0.5, -0.2, 1.0005, -1.0]).view(7, 1, 1, 1).expand(7, 1, 4, 4)
+    )
     feats = metrics.extract_features(grey, wrapper)
     assert feats.shape == (7, 3) and feats.dtype == torch.float64
     assert [tuple(x.shape) for x in seen] == [(3, 3, 4, 4), (3, 3, 4, 4), (1, 3, 4, 4)]
     assert all(x.dtype == torch.uint8 for x in seen)
-    # -1 -> 0, 0 -> 127.5 rounds to 128, 1 -> 255; out-of-range values are clamped
+    # -1 -> 0, 0 -> 127.5 rounds to 128, 1 -> 255; rounding just past 1 is clamped
     assert feats[:, 0].tolist() == [0.0, 128.0, 255.0, 191.0, 102.0, 255.0, 0.0]
+    with pytest.raises(ValueError, match=r"images must lie in \[-1, 1\], got values in \[-3"):
+        metrics.extract_features(grey * 3, wrapper)  # beyond rounding: refused, not clamped
     assert torch.equal(feats[:, 0], feats[:, 2])  # grey is repeated to RGB
     assert metrics.fid(grey, grey, wrapper) == pytest.approx(0.0, abs=1e-9)
     with pytest.raises(ValueError, match="1 or 3"):

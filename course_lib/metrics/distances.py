@@ -30,9 +30,23 @@ def as_float64(x: ArrayLike, name: str, dim: int) -> Tensor:
     return x
 
 
-def _sqrtm_psd(sigma: Tensor) -> Tensor:
-    """Symmetric square root of a symmetric PSD matrix (negative rounding eigenvalues -> 0)."""
+def _sqrtm_psd(sigma: Tensor, name: str) -> Tensor:
+    """Symmetric square root of a covariance; ValueError naming ``name`` unless ``sigma`` is
+    symmetric and positive semi-definite up to rounding (eigenvalues >= -1e-6 of the largest;
+    those rounding negatives become 0). A matrix that is not a covariance has no meaningful
+    distance: clipping its negative eigenvalues would return a plausible-looking number."""
+    scale = float(sigma.abs().max())
+    if not torch.allclose(sigma, sigma.T, rtol=1e-6, atol=1e-9 * max(scale, 1e-300)):
+        raise ValueError(
+            f"{name} is not symmetric, so it is no covariance matrix; pass torch.cov(features.T) "
+            "(or np.cov(features, rowvar=False))."
+        )
     w, v = torch.linalg.eigh((sigma + sigma.T) / 2)
+    if float(w.min()) < -1e-6 * max(float(w.abs().max()), 1e-300):
+        raise ValueError(
+            f"{name} is not positive semi-definite (smallest eigenvalue {float(w.min()):.3g}), "
+            "so it is no covariance matrix; pass torch.cov(features.T) of real features."
+        )
     return (v * w.clamp(min=0).sqrt()) @ v.T
 
 
@@ -45,7 +59,8 @@ def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: 
     of singular values), since S1^{1/2} S2 S1^{1/2} = A A^T with A = S1^{1/2} S2^{1/2}; this is
     real, symmetric in the two arguments and stable for singular covariances (fewer samples than
     features), where ``scipy.linalg.sqrtm(S1 @ S2)`` needs the eps-offset and imaginary-part
-    workarounds of the reference implementations. Rounding below zero is clipped to 0.
+    workarounds of the reference implementations. Rounding below zero is clipped to 0; a sigma
+    that is not symmetric PSD (no covariance) raises ValueError.
     Shapes: mu (d,), sigma (d, d) symmetric PSD (a covariance) -> float.
     """
     m1, m2 = as_float64(mu1, "mu1", 1), as_float64(mu2, "mu2", 1)
@@ -58,7 +73,7 @@ def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: 
             raise ValueError(
                 f"{name} must have shape ({d}, {d}) to match mu1; got {tuple(s.shape)}."
             )
-    tr_covmean = torch.linalg.svdvals(_sqrtm_psd(s1) @ _sqrtm_psd(s2)).sum()
+    tr_covmean = torch.linalg.svdvals(_sqrtm_psd(s1, "sigma1") @ _sqrtm_psd(s2, "sigma2")).sum()
     value = (m1 - m2).square().sum() + torch.trace(s1) + torch.trace(s2) - 2 * tr_covmean
     return max(float(value), 0.0)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -35,8 +36,11 @@ class DigitClassifier(nn.Module):
     Input handling (documented departures from "28x28 grey only"): 3-channel images are turned
     grey with the ITU-R BT.601 luma weights (0.299, 0.587, 0.114); square images of another size
     are resized to 28x28 with antialiased bilinear interpolation (``F.interpolate(...,
-    antialias=True)``). Images must be floating point in [-1, 1]; nothing is rescaled.
+    antialias=True)``). Images must be floating point in [-1, 1] (``input_range``, checked by
+    the metrics on the whole set); nothing is rescaled.
     """
+
+    input_range = (-1.0, 1.0)
 
     def __init__(self, width: int = 16, feature_dim: int = 128, n_classes: int = 10) -> None:
         super().__init__()
@@ -141,13 +145,63 @@ def load_digit_classifier(
 Extractor = nn.Module | Callable[[Tensor], Tensor]
 
 
-def check_images(images: Tensor, name: str) -> None:
+def check_images(images: Tensor, name: str, value_range: tuple[float, float] | None = None) -> None:
+    """Raise ValueError (one line naming ``name``) unless ``images`` is a non-empty (N, C, H, W)
+    tensor of finite values and, with ``value_range``, floating point inside that range.
+
+    For the range (-1, 1) of the course's extractors it also refuses a set with no negative
+    value at all: images in [0, 1] (a VAE's Bernoulli means, ``ToTensor`` output) would pass a
+    plain bounds check and give a plausible-looking but wrong score. One device sync per set.
+    """
     if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[0] == 0:
         got = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
         raise ValueError(
             f"{name} must be a non-empty image tensor (N, C, H, W); got {got}. "
             "For a TensorDataset pass dataset.tensors[0]."
         )
+    if value_range is None:
+        return
+    low, high = value_range
+    if not images.is_floating_point():
+        raise ValueError(
+            f"{name} must be floating point in [{low:g}, {high:g}]; got dtype {images.dtype}. "
+            "Convert 0..255 images with x.float() / 127.5 - 1."
+        )
+    lo, hi = (float(v) for v in torch.stack(torch.aminmax(images.detach().float())).cpu())
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(
+            f"{name} contains NaN or inf; check the generator (or the data) that produced it."
+        )
+    tol = 1e-3 * (high - low)  # rounding of half-precision outputs
+    wrong = lo < low - tol or hi > high + tol
+    if low < 0 <= lo < hi <= 1 + tol:  # nothing negative: the [0, 1] mistake
+        wrong, guess = True, "they look like [0, 1] images: map them with x * 2 - 1"
+    elif hi > 2:
+        guess = "they look like 0..255 images: map them with x / 127.5 - 1"
+    else:
+        guess = "rescale them, or clamp a generator's output with .clamp(-1, 1)"
+    if wrong:
+        raise ValueError(
+            f"{name} must lie in [{low:g}, {high:g}], got values in [{lo:.3g}, {hi:.3g}]; {guess}."
+        )
+
+
+def input_range(extractor: object) -> tuple[float, float] | None:
+    """The value range an extractor or classifier expects (its ``input_range``), or None."""
+    found = getattr(extractor, "input_range", None)
+    return None if found is None else (float(found[0]), float(found[1]))
+
+
+def checked_extractor(extractor: Extractor | None, **sets: Tensor) -> Extractor:
+    """``extractor`` (default: the shipped digit classifier, on the first set's device), after
+    :func:`check_images` of each named set in the range the extractor expects."""
+    for name, images in sets.items():
+        check_images(images, name)
+    if extractor is None:
+        extractor = load_digit_classifier(next(iter(sets.values())).device)
+    for name, images in sets.items():
+        check_images(images, name, input_range(extractor))
+    return extractor
 
 
 def run_batched(
@@ -178,9 +232,7 @@ def extract_features(
     afterwards), in batches of ``batch_size`` on the extractor's device.
     Shapes: images (N, C, H, W) in [-1, 1] -> features (N, F), float64, on the CPU.
     """
-    if extractor is None:
-        check_images(images, "images")
-        extractor = load_digit_classifier(images.device)
+    extractor = checked_extractor(extractor, images=images)
     fn = extractor.features if hasattr(extractor, "features") else extractor
     feats = run_batched(fn, extractor, images, batch_size, "images")
     if feats.dim() != 2 or feats.shape[0] != images.shape[0]:
@@ -202,10 +254,7 @@ def fid(images_a: Tensor, images_b: Tensor, extractor: Extractor | None = None) 
     2020, arXiv:1911.07023) and the same preprocessing.
     Shapes: images (N, C, H, W), (M, C, H, W) in [-1, 1], N, M >= 2 -> float (>= 0).
     """
-    check_images(images_a, "images_a")
-    check_images(images_b, "images_b")
-    if extractor is None:
-        extractor = load_digit_classifier(images_a.device)
+    extractor = checked_extractor(extractor, images_a=images_a, images_b=images_b)
     return fid_from_features(
         extract_features(images_a, extractor), extract_features(images_b, extractor)
     )
@@ -226,10 +275,7 @@ def kid(
     is not comparable to Inception KID. Unbiased in N, unlike FID.
     Shapes: images (N, C, H, W), (M, C, H, W) in [-1, 1] -> (mean, std).
     """
-    check_images(images_a, "images_a")
-    check_images(images_b, "images_b")
-    if extractor is None:
-        extractor = load_digit_classifier(images_a.device)
+    extractor = checked_extractor(extractor, images_a=images_a, images_b=images_b)
     return kid_from_features(
         extract_features(images_a, extractor),
         extract_features(images_b, extractor),

@@ -34,6 +34,8 @@ class InceptionFeatures(nn.Module):
     runs in chunks of ``batch_size`` images (299x299 activations are large).
     """
 
+    input_range = (-1.0, 1.0)
+
     def __init__(self, net: nn.Module, feature_dim: int = 2048, batch_size: int = 64) -> None:
         super().__init__()
         if batch_size < 1:

@@ -11,8 +11,8 @@ from course_lib.metrics.distances import ArrayLike, as_float64, check_feature_pa
 from course_lib.metrics.features import (
     Extractor,
     check_images,
+    checked_extractor,
     extract_features,
-    load_digit_classifier,
     run_batched,
 )
 
@@ -84,9 +84,7 @@ def inception_score(
 
 def classifier_logits(images: Tensor, classifier: nn.Module | None, batch_size: int) -> Tensor:
     """Logits (N, n_classes) of ``classifier`` (default: the shipped digit classifier)."""
-    check_images(images, "images")
-    if classifier is None:
-        classifier = load_digit_classifier(images.device)
+    classifier = checked_extractor(classifier, images=images)
     logits = run_batched(classifier, classifier, images, batch_size, "images")
     if logits.dim() != 2 or logits.shape[0] != images.shape[0]:
         raise ValueError(
@@ -154,10 +152,7 @@ def precision_recall(
     sample sizes are not comparable).
     Shapes: images (N, C, H, W), (M, C, H, W) in [-1, 1], N, M >= k + 1 -> (precision, recall).
     """
-    check_images(images_real, "images_real")
-    check_images(images_fake, "images_fake")
-    if extractor is None:
-        extractor = load_digit_classifier(images_real.device)
+    extractor = checked_extractor(extractor, images_real=images_real, images_fake=images_fake)
     return precision_recall_from_features(
         extract_features(images_real, extractor), extract_features(images_fake, extractor), k=k
     )
@@ -179,9 +174,7 @@ def ssim_diversity(
     Section 4.2. Computed on the images' device.
     Shapes: images (N, C, H, W) in [-1, 1], N >= 2, H, W >= 11 -> float (mean over pairs).
     """
-    check_images(images, "images")
-    if not images.is_floating_point():
-        raise ValueError(f"images must be floating point in [-1, 1]; got dtype {images.dtype}.")
+    check_images(images, "images", (-1.0, 1.0))
     n = images.shape[0]
     if n < 2:
         raise ValueError(f"images needs at least 2 samples to form pairs; got {n}.")
