@@ -115,6 +115,24 @@ def test_bad_logits_are_rejected():
         g_loss_nonsaturating(torch.ones(3, dtype=torch.long))
 
 
+@pytest.mark.parametrize("name", ["bce", "wasserstein", "lsgan", "hinge"])
+def test_d_losses_refuse_real_and_fake_outputs_of_different_shapes(name):
+    """(8,) against (8, 10) would broadcast inside each mean and return a number; two heads or
+    a missing .view(-1) is a bug, so it is refused. N != M and patch outputs stay allowed."""
+    d_loss = {
+        "bce": d_loss_bce,
+        "wasserstein": losses.d_loss_wasserstein,
+        "lsgan": losses.d_loss_lsgan,
+        "hinge": losses.d_loss_hinge,
+    }[name]
+    with pytest.raises(ValueError, match=r"has shape \(8,\) but .* \(8, 10\)"):
+        d_loss(torch.zeros(8), torch.zeros(8, 10))
+    with pytest.raises(ValueError, match="outputs of one shape"):
+        d_loss(torch.zeros(4, 1, 3, 3), torch.zeros(4, 1, 2, 2))
+    assert torch.isfinite(d_loss(torch.zeros(8), torch.zeros(5, 1)))  # N != M, (N,) vs (N, 1)
+    assert torch.isfinite(d_loss(torch.zeros(4, 1, 3, 3), torch.zeros(6, 1, 3, 3)))  # PatchGAN
+
+
 def test_registry_and_get_loss():
     assert list(LOSSES) == [
         "minimax",

@@ -28,10 +28,34 @@ from course_lib._io import as_float32
 
 
 def _check_logits(name: str, logits: Tensor) -> None:
-    if not logits.is_floating_point() or logits.numel() == 0:
+    if not isinstance(logits, Tensor) or not logits.is_floating_point() or logits.numel() == 0:
+        got = (
+            f"dtype {logits.dtype} and shape {tuple(logits.shape)}"
+            if isinstance(logits, Tensor)
+            else type(logits).__name__
+        )
         raise ValueError(
-            f"{name} must be a non-empty float tensor of logits, got dtype {logits.dtype} and "
-            f"shape {tuple(logits.shape)}; pass the discriminator's raw output (before sigmoid)."
+            f"{name} must be a non-empty float tensor of logits, got {got}; pass the "
+            "discriminator's raw output (before sigmoid)."
+        )
+
+
+def _check_pair(names: tuple[str, str], real: Tensor, fake: Tensor) -> None:
+    """Both outputs of one discriminator: float, non-empty, one layout per example.
+
+    The batch sizes may differ (N real, M fake); the shape of each example's output may not:
+    (8,) against (8, 10) means two different heads (or a missing ``.view(-1)``), and each mean
+    would silently average something else.
+    """
+    _check_logits(names[0], real)
+    _check_logits(names[1], fake)
+    per_real = tuple(d for d in real.shape[1:] if d != 1)
+    per_fake = tuple(d for d in fake.shape[1:] if d != 1)
+    if per_real != per_fake:
+        raise ValueError(
+            f"{names[0]} has shape {tuple(real.shape)} but {names[1]} {tuple(fake.shape)}: "
+            "the discriminator must give real and fake examples outputs of one shape; pass "
+            "D(x_real) and D(x_fake) of the same D (e.g. one score each, shape (N,))."
         )
 
 
@@ -45,10 +69,10 @@ def d_loss_bce(logits_real: Tensor, logits_fake: Tensor) -> Tensor:
     when D cannot tell (all logits 0), and this is -V(D, G) of the minimax game, so minimizing it
     is D's ascent step.
     Reference: Goodfellow et al. 2014, arXiv:1406.2661, eq. 1 and Algorithm 1.
-    Shapes: logits_real (N,), logits_fake (M,) (any shapes; each is averaged) -> scalar.
+    Shapes: logits_real (N,), logits_fake (M,) -> scalar (N may differ from M; any per-example
+    shape, the same for both; each is averaged).
     """
-    _check_logits("logits_real", logits_real)
-    _check_logits("logits_fake", logits_fake)
+    _check_pair(("logits_real", "logits_fake"), logits_real, logits_fake)
     return F.softplus(-logits_real).mean() + F.softplus(logits_fake).mean()
 
 
@@ -89,10 +113,10 @@ def d_loss_wasserstein(critic_real: Tensor, critic_fake: Tensor) -> Tensor:
     outputs unbounded scores, not logits of a probability. (WGAN does not minimize an MMD; that
     is MMD-GAN, Li et al. 2017.)
     Reference: Arjovsky et al. 2017, arXiv:1701.07875, eq. 3 and Algorithm 1.
-    Shapes: critic_real (N,), critic_fake (M,) (any shapes; each is averaged) -> scalar.
+    Shapes: critic_real (N,), critic_fake (M,) -> scalar (N may differ from M; any per-example
+    shape, the same for both; each is averaged).
     """
-    _check_logits("critic_real", critic_real)
-    _check_logits("critic_fake", critic_fake)
+    _check_pair(("critic_real", "critic_fake"), critic_real, critic_fake)
     return as_float32(critic_fake).mean() - as_float32(critic_real).mean()
 
 
@@ -210,8 +234,7 @@ def d_loss_lsgan(out_real: Tensor, out_fake: Tensor, a: float = 0.0, b: float = 
     Reference: Mao et al. 2017, arXiv:1611.04076, eq. 2 and Section 3.2.
     Shapes: out_real (N,), out_fake (M,) (D's raw outputs, no sigmoid) -> scalar.
     """
-    _check_logits("out_real", out_real)
-    _check_logits("out_fake", out_fake)
+    _check_pair(("out_real", "out_fake"), out_real, out_fake)
     return (
         0.5 * ((as_float32(out_real) - b) ** 2).mean()
         + 0.5 * ((as_float32(out_fake) - a) ** 2).mean()
@@ -243,8 +266,7 @@ def d_loss_hinge(logits_real: Tensor, logits_fake: Tensor) -> Tensor:
     arXiv:1802.05957, eq. 16.
     Shapes: logits_real (N,), logits_fake (M,) (D's raw outputs) -> scalar.
     """
-    _check_logits("logits_real", logits_real)
-    _check_logits("logits_fake", logits_fake)
+    _check_pair(("logits_real", "logits_fake"), logits_real, logits_fake)
     return F.relu(1 - as_float32(logits_real)).mean() + F.relu(1 + as_float32(logits_fake)).mean()
 
 

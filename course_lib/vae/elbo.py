@@ -104,11 +104,22 @@ def kl_to_standard_normal(mu: Tensor, logvar: Tensor) -> Tensor:
 
 
 def check_unit_range(x: Tensor) -> None:
-    if x.numel() and (bool(x.min() < 0) or bool(x.max() > 1)):
+    """ValueError unless every value of ``x`` lies in [0, 1] (NaN does not: one device sync)."""
+    if x.numel() and not bool(((x >= 0) & (x <= 1)).all()):
+        check_finite(x)
         raise ValueError(
             f"a Bernoulli likelihood needs x in [0, 1], got values in [{x.min().item():.3g}, "
             f"{x.max().item():.3g}]; the course's images are in [-1, 1]: use (x + 1) / 2, or "
             "binarize them with (x > 0).float()."
+        )
+
+
+def check_finite(x: Tensor) -> None:
+    """ValueError unless every value of ``x`` is finite (one device sync)."""
+    if x.numel() and not bool(torch.isfinite(x).all()):
+        raise ValueError(
+            "x contains NaN or inf; a likelihood of it would be NaN: check the data (or what "
+            "produced it) before training."
         )
 
 
@@ -134,14 +145,17 @@ def bernoulli_log_likelihood(x: Tensor, logits: Tensor, validate: bool = True) -
     return -bce.flatten(1).sum(dim=1)
 
 
-def gaussian_log_likelihood(x: Tensor, mean: Tensor, log_sigma: Tensor | float) -> Tensor:
+def gaussian_log_likelihood(
+    x: Tensor, mean: Tensor, log_sigma: Tensor | float, validate: bool = True
+) -> Tensor:
     """log N(x; mean, sigma^2 I) summed over all data dimensions, constants included.
 
     log p = -sum_i [(x_i - mean_i)^2 / (2 sigma^2) + log sigma + log(2 pi) / 2]. With sigma fixed
     this is -||x - mean||^2 / (2 sigma^2) plus a constant: MSE summed over pixels is this
     likelihood with sigma^2 = 1/2, and MSE *averaged* over D pixels is sigma^2 = D / 2.
     Densities of continuous x are not probabilities: these nats are comparable only with other
-    Gaussian (continuous) models of the same data in the same range.
+    Gaussian (continuous) models of the same data in the same range. ``validate=False`` skips
+    the check that x is finite (one device sync).
     Reference: Kingma & Welling 2014, arXiv:1312.6114, Appendix C.2.
     Shapes: x, mean (N, ...); log_sigma a scalar or broadcastable to x -> (N,).
     """
@@ -149,6 +163,8 @@ def gaussian_log_likelihood(x: Tensor, mean: Tensor, log_sigma: Tensor | float) 
         raise ValueError(
             f"x and mean must have the same shape, got {tuple(x.shape)} and {tuple(mean.shape)}."
         )
+    if validate:
+        check_finite(x)
     log_sigma = torch.as_tensor(log_sigma, dtype=mean.dtype, device=mean.device)
     z2 = ((x - mean) * torch.exp(-log_sigma)) ** 2
     return -(0.5 * z2 + log_sigma + 0.5 * LOG_2PI).flatten(1).sum(dim=1)
@@ -158,7 +174,7 @@ def log_likelihood(model: VAE, x: Tensor, decoded: Tensor, validate: bool = True
     """log p(x|z) under ``model``'s likelihood, from the decoder's output; (N, ...) -> (N,)."""
     if model.likelihood == "bernoulli":
         return bernoulli_log_likelihood(x, decoded, validate=validate)
-    return gaussian_log_likelihood(x, decoded, model.log_sigma)
+    return gaussian_log_likelihood(x, decoded, model.log_sigma, validate=validate)
 
 
 # ----------------------------------------------------------------------------------- the ELBO
