@@ -3,6 +3,7 @@ and gets batches of every tensor, history, callbacks with state, checkpoints and
 
 import dataclasses
 import math
+import zipfile
 
 import pytest
 import torch
@@ -244,7 +245,7 @@ def test_a_load_that_fails_part_way_leaves_the_trainer_as_it_was(tmp_path):
         conditional_data(), steps=3, batch_size=8, checkpoint_path=path, progress=False
     )
     state = load_checkpoint(path)
-    state["state"]["opt_d"]["param_groups"] = []  # loads after G, D and opt_g, then fails
+    state["rng"]["torch"] = torch.zeros(3, dtype=torch.uint8)  # fails after every weight loaded
     other = conditional_trainer(init_seed=1)
     other.fit(conditional_data(), steps=2, batch_size=8, progress=False)
     before, streams = state_of(other), other.generator("z").get_state()
@@ -254,6 +255,39 @@ def test_a_load_that_fails_part_way_leaves_the_trainer_as_it_was(tmp_path):
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert other.step == 2 and len(other.history) == 2
     assert torch.equal(other.generator("z").get_state(), streams)
+
+
+def test_an_optimizer_state_of_other_parameters_is_refused_before_loading(tmp_path):
+    path = tmp_path / "run.pt"
+    trainer = conditional_trainer()
+    trainer.fit(conditional_data(), steps=2, batch_size=8, checkpoint_path=path, progress=False)
+    state = load_checkpoint(path)
+    moments = state["state"]["opt_d"]["state"][0]
+    moments["exp_avg"] = moments["exp_avg"].reshape(-1)[:1].clone()  # a moment of another shape
+    other = conditional_trainer()
+    with pytest.raises(CheckpointError, match=r"optimizer opt_d over other parameters .*exp_avg"):
+        other.load_state_dict(state)
+    state["state"]["opt_d"]["param_groups"] = []
+    with pytest.raises(CheckpointError, match=r"parameter groups of sizes \[\], here \[\d+\]"):
+        other.load_state_dict(state)
+    assert other.step == 0
+
+
+def test_a_flipped_bit_in_a_checkpoint_is_reported_not_loaded(tmp_path):
+    path = tmp_path / "run.pt"
+    conditional_trainer().fit(
+        conditional_data(), steps=2, batch_size=8, checkpoint_path=path, progress=False
+    )
+    with zipfile.ZipFile(path) as archive:  # torch.save writes a zip; find a tensor's bytes
+        entry = max(archive.infolist(), key=lambda info: info.file_size)
+        with archive.open(entry) as stream:
+            payload = stream.read()
+    raw = bytearray(path.read_bytes())
+    at = raw.index(payload) + len(payload) // 2
+    raw[at] ^= 0x04  # one bit of one weight; torch.load itself does not notice
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="is damaged: its content does not match"):
+        conditional_trainer().resume(path)
 
 
 def test_a_bad_checkpoint_path_fails_before_the_first_step(tmp_path):

@@ -8,7 +8,13 @@ from torch.distributions import Bernoulli, MultivariateNormal, Normal, kl_diverg
 
 from course_lib import check, vae
 from course_lib.data import augment
-from course_lib.train import CheckpointError, Evaluate, NonFiniteLossError, load_checkpoint
+from course_lib.train import (
+    CheckpointError,
+    Evaluate,
+    NonFiniteLossError,
+    load_checkpoint,
+    save_checkpoint,
+)
 from course_lib.vae import models
 
 # ------------------------------------------------------------------- tiny models and data
@@ -107,6 +113,11 @@ def test_bernoulli_log_likelihood_matches_torch_and_refuses_the_wrong_range():
         vae.bernoulli_log_likelihood(2 * x - 1, logits)  # images in [-1, 1]
     with pytest.raises(ValueError, match="same shape"):
         vae.bernoulli_log_likelihood(x, logits[:, :, :2])
+    x[0, 0, 0, 0] = math.nan  # NaN passes a min/max range check: it must not come back as NaN
+    with pytest.raises(ValueError, match="x contains NaN or inf"):
+        vae.bernoulli_log_likelihood(x, logits)
+    with pytest.raises(ValueError, match="x contains NaN or inf"):
+        vae.gaussian_log_likelihood(x, logits, 0.0)
 
 
 def test_gaussian_log_likelihood_includes_its_constants():
@@ -525,7 +536,7 @@ def test_resume_refuses_other_settings_and_other_data(tmp_path):
     other = vae.VAETrainer(tiny_vae(latent_dim=4), device="cpu")
     with pytest.raises(CheckpointError, match="latent_dim=3 \\(here 4\\)"):
         other.resume(path)
-    torch.save({"format": "course_lib.GANTrainer"}, tmp_path / "gan.pt")
+    save_checkpoint({"format": "course_lib.GANTrainer"}, tmp_path / "gan.pt")
     with pytest.raises(CheckpointError, match="not written by VAETrainer"):
         trainer().resume(tmp_path / "gan.pt")
 

@@ -1,14 +1,18 @@
 """Checkpoint files: atomic ``torch.save``, safe ``torch.load``, and the checks run before loading.
 
 A checkpoint is a plain dict of tensors, numbers, strings and lists, read back with
-``weights_only=True`` (no pickled code runs). :class:`course_lib.train.Trainer` writes one with
-every piece of state of a run; everything in it is checked against the trainer before anything
-is loaded, so a checkpoint loads all or nothing.
+``weights_only=True`` (no pickled code runs), with a checksum of everything in it, so a bit
+flipped on disk or in a copy is reported instead of loaded. :class:`course_lib.train.Trainer`
+writes one with every piece of state of a run; everything in it is checked against the trainer
+before anything is loaded, so a checkpoint loads all or nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,15 +27,51 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable, or does not match the trainer; the message says why."""
 
 
+CHECKSUM_KEY = "checksum"
+"""The entry of a checkpoint that holds :func:`checksum` of the rest."""
+
+
+def checksum(state: Any) -> str:
+    """A BLAKE2b digest of every tensor's bytes, dtype and shape and every other value in
+    ``state`` (dicts in their order, lists, numbers, strings), e.g. ``"blake2b:3f0a..."``.
+
+    ``torch.load`` does not verify what it reads: a bit flipped inside a weight tensor loads as
+    a slightly different weight. The digest is computed when a checkpoint is written and again
+    when it is read.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+
+    def walk(obj: Any) -> None:
+        if isinstance(obj, Tensor):
+            flat = obj.detach().cpu().contiguous().reshape(-1)
+            digest.update(f"T{obj.dtype}{tuple(obj.shape)}".encode())
+            digest.update(flat.view(torch.uint8).numpy() if flat.numel() else b"")
+        elif isinstance(obj, Mapping):
+            digest.update(f"D{len(obj)}".encode())
+            for key, value in obj.items():
+                digest.update(repr(key).encode())
+                walk(value)
+        elif isinstance(obj, list | tuple):
+            digest.update(f"L{len(obj)}".encode())
+            for value in obj:
+                walk(value)
+        else:
+            digest.update(repr(obj).encode())
+
+    walk(state)
+    return "blake2b:" + digest.hexdigest()
+
+
 def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write ``state`` with ``torch.save`` atomically: ``path`` holds the old file or the new one.
 
     The state goes to a temporary file in the same directory, is flushed and fsync'ed, then
     renamed over ``path`` with ``os.replace`` (atomic on POSIX and Windows), so a crash or a
     kill during the write never leaves a partial checkpoint. Creates missing parent folders.
-    Returns the path.
+    Adds the entry ``"checksum"`` (:func:`checksum` of the state). Returns the path.
     """
-    return atomic_write(path, lambda f: torch.save(dict(state), f))
+    body = {k: v for k, v in state.items() if k != CHECKSUM_KEY}
+    return atomic_write(path, lambda f: torch.save(body | {CHECKSUM_KEY: checksum(body)}, f))
 
 
 def load_checkpoint(
@@ -41,7 +81,9 @@ def load_checkpoint(
 
     ``weights_only=True`` refuses arbitrary pickled objects, so loading a file from elsewhere
     cannot run code. Raises :class:`CheckpointError` (one line: the path and what to do) when
-    the file is missing, truncated, corrupt, or does not hold a dict.
+    the file is missing, truncated, corrupt, does not hold a dict, or its content does not match
+    its checksum. A file without a checksum (course_lib 0.2.0, or written by hand) loads with a
+    warning that it could not be verified. The checksum entry is removed from the result.
     """
     path = Path(path)
     if not path.is_file():
@@ -58,6 +100,18 @@ def load_checkpoint(
         raise CheckpointError(
             f"{path} holds a {type(state).__name__}, not a checkpoint dict; "
             "pass a file written by save_checkpoint or a trainer."
+        )
+    expected = state.pop(CHECKSUM_KEY, None)
+    if expected is None:
+        warnings.warn(
+            f"checkpoint {path} has no checksum (written by course_lib 0.2.0 or by hand), so "
+            "its tensors cannot be verified; save it again to add one.",
+            stacklevel=2,
+        )
+    elif checksum(state) != expected:
+        raise CheckpointError(
+            f"checkpoint {path} is damaged: its content does not match the checksum written "
+            "with it (a flipped bit on disk or in a copy); restore an intact copy, or train again."
         )
     return state
 
@@ -82,20 +136,60 @@ def check_module_state(name: str, module: nn.Module, saved: Any, source: str) ->
         )
 
 
+def check_optimizer_state(
+    name: str, optimizer: torch.optim.Optimizer, saved: Any, source: str
+) -> None:
+    """Raise :class:`CheckpointError` unless ``saved`` is the state of an optimizer over
+    parameters of the same number and shapes as ``optimizer``'s (``load_state_dict`` itself
+    compares only group sizes: moments of other shapes load, and the next step fails)."""
+    groups = saved.get("param_groups") if isinstance(saved, Mapping) else None
+    if not isinstance(groups, list) or not isinstance(saved.get("state"), Mapping):
+        raise CheckpointError(f"{source} has no optimizer state for {name}; train a new run.")
+    sizes = [len(g.get("params", ())) for g in groups]
+    own_sizes = [len(g["params"]) for g in optimizer.param_groups]
+    problem = None
+    if sizes != own_sizes:
+        problem = f"parameter groups of sizes {sizes}, here {own_sizes}"
+    else:
+        params = {
+            i: p
+            for group, own in zip(groups, optimizer.param_groups, strict=True)
+            for i, p in zip(group["params"], own["params"], strict=True)
+        }
+        problem = next(
+            (
+                f"its {key} of parameter {i} has shape {tuple(v.shape)}, the parameter here "
+                f"{tuple(params[i].shape)}"
+                for i, entry in saved["state"].items()
+                if i in params and isinstance(entry, Mapping)
+                for key, v in entry.items()
+                if isinstance(v, Tensor) and v.dim() > 0 and v.shape != params[i].shape
+            ),
+            None,
+        )
+    if problem:
+        raise CheckpointError(
+            f"{source} holds an optimizer {name} over other parameters ({problem}); build "
+            f"{name} over the same model's parameters, in the same order, as the run that wrote it."
+        )
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
 def describe(obj: object) -> Any:
     """A stable, comparable text for a setting in a checkpoint's ``hparams``.
 
-    Numbers, strings, bools and None stay; tuples become lists; other objects give their repr,
-    or their qualified name where the repr holds a memory address (plain functions, lambdas).
+    Numbers, strings, bools and None stay; tuples become lists; other objects give their repr
+    with every memory address taken out (``<function shift at 0x7f..>`` -> ``<function shift>``,
+    also inside the repr of a dataclass or a ``functools.partial`` that holds a function), so
+    the same setting is described the same way in every process and a killed run can resume.
     """
     if obj is None or isinstance(obj, bool | int | float | str):
         return obj
     if isinstance(obj, tuple | list):
         return [describe(v) for v in obj]
-    text = repr(obj)
-    if " at 0x" in text:  # default reprs hold a memory address that changes from run to run
-        return getattr(obj, "__qualname__", type(obj).__name__)
-    return text
+    return _ADDRESS.sub("", repr(obj))
 
 
 def check_run_state(
@@ -141,3 +235,5 @@ def check_run_state(
     for name, obj in stateful.items():
         if isinstance(obj, nn.Module):
             check_module_state(name, obj, state["state"].get(name), source)
+        elif isinstance(obj, torch.optim.Optimizer):
+            check_optimizer_state(name, obj, state["state"].get(name), source)
