@@ -16,6 +16,8 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from course_lib._io import check_folder
+
 PROFILES = ("smoke", "cpu", "gpu")
 """Run profiles: ``smoke`` (tests: seconds per notebook), ``cpu`` (a laptop: minutes), ``gpu``."""
 
@@ -163,10 +165,17 @@ def run_dir(name: str, profile: Profile) -> Path:
     """A run's folder for checkpoints and samples: ``$COURSE_RUNS`` (or ``runs``)/name/profile.
 
     Keyed by profile so that a ``smoke`` test run never resumes from a learner's ``cpu`` run.
+    Created and checked here (ValueError, one line, when it cannot be written), so that a bad
+    ``$COURSE_RUNS`` fails before training, not at the first checkpoint.
     """
     if not name or "/" in name or "\\" in name:
         raise ValueError(f"name must be a plain folder name, got {name!r}.")
-    return Path(os.environ.get("COURSE_RUNS") or "runs") / name / profile.name
+    runs = os.environ.get("COURSE_RUNS")
+    return check_folder(
+        Path(runs or "runs") / name / profile.name,
+        "$COURSE_RUNS" if runs else "the runs folder",
+        instead="set $COURSE_RUNS to a folder you can write to",
+    )
 
 
 def setup(seed: int = 0, deterministic: bool = False, verbose: bool = True) -> Profile:

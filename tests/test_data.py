@@ -197,14 +197,32 @@ def test_digits28_cache_hit_is_identical_and_faster(small, tmp_path):
     assert warm_s < cold_s / 3
 
 
-def test_digits28_regenerates_a_corrupt_cache(small, tmp_path):
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "flipped bit"])
+def test_digits28_reports_and_rebuilds_a_damaged_cache(small, tmp_path, damage):
     good = data.digits28("test", root=tmp_path).tensors
     (path,) = tmp_path.glob("*.npz")
-    path.write_bytes(b"not a zip file")
-    again = data.digits28("test", root=tmp_path).tensors
+    raw = bytearray(path.read_bytes())
+    if damage == "garbage":
+        raw = bytearray(b"not a zip file")
+    elif damage == "truncated":
+        raw = raw[: len(raw) // 2]
+    else:  # inside the compressed images: the zip's CRC no longer matches
+        raw[len(raw) // 3] ^= 0x10
+    path.write_bytes(bytes(raw))
+    with pytest.warns(UserWarning, match=r"digits28 cache .* is damaged .*rebuilding it"):
+        again = data.digits28("test", root=tmp_path).tensors
     assert torch.equal(good[0], again[0]) and torch.equal(good[1], again[1])
     with np.load(path) as z:  # and the cache was rewritten
         assert z["images"].shape == (small["test"], 28, 28)
+
+
+def test_an_unwritable_data_folder_fails_before_any_work(small, tmp_path, monkeypatch):
+    (tmp_path / "a_file").write_text("x")
+    monkeypatch.setenv(data.DATA_ROOT_ENV, str(tmp_path / "a_file" / "cache"))
+    with pytest.raises(data.DatasetUnavailableError, match=r"\$COURSE_DATA .* is a file, not a"):
+        data.digits28("test")
+    with pytest.raises(data.DatasetUnavailableError, match=r"^root .* pass a root you can write"):
+        data.digits28("test", root=tmp_path / "a_file")
 
 
 def test_digits28_cache_key_follows_renderer_settings(small, shared_root, monkeypatch):

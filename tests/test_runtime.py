@@ -115,6 +115,17 @@ def test_run_dir_is_keyed_by_profile(monkeypatch, tmp_path):
     profile = runtime.Profile("smoke", torch.device("cpu"))
     assert runtime.run_dir("02_dcgan", profile) == tmp_path / "02_dcgan" / "smoke"
     monkeypatch.delenv("COURSE_RUNS")
+    monkeypatch.chdir(tmp_path)
     assert str(runtime.run_dir("x", profile)) == "runs/x/smoke"
     with pytest.raises(ValueError, match="plain folder name"):
         runtime.run_dir("../x", profile)
+
+
+def test_run_dir_is_created_and_a_bad_course_runs_fails_at_once(monkeypatch, tmp_path):
+    profile = runtime.Profile("cpu", torch.device("cpu"))
+    monkeypatch.setenv("COURSE_RUNS", str(tmp_path / "runs"))
+    assert runtime.run_dir("08_healthy", profile).is_dir()
+    (tmp_path / "a_file").write_text("x")
+    monkeypatch.setenv("COURSE_RUNS", str(tmp_path / "a_file"))
+    with pytest.raises(ValueError, match=r"^\$COURSE_RUNS .* is a file, not a folder.*COURSE_RUNS"):
+        runtime.run_dir("08_healthy", profile)

@@ -9,6 +9,7 @@ digits with chosen factors, and :func:`digits28_pairs` renders the same digits i
 from __future__ import annotations
 
 import hashlib
+import warnings
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -19,7 +20,7 @@ from torch import Tensor
 from torch.utils.data import TensorDataset
 
 from course_lib._checks import check_choice, check_int, check_number
-from course_lib._io import atomic_write, derive_seed
+from course_lib._io import atomic_write, check_folder, derive_seed
 from course_lib.data.glyphs import (
     DIGITS28_FACTORS,
     DIGITS28_FONTS,
@@ -28,7 +29,7 @@ from course_lib.data.glyphs import (
     render_ink,
     renderer_key,
 )
-from course_lib.data.root import data_root
+from course_lib.data.root import DatasetUnavailableError, data_root
 
 DIGITS28_VERSION = "2"
 """Bump when the digit renderer's code changes: it is in the cache key, so old caches go unused."""
@@ -111,26 +112,40 @@ def _images(pixels: np.ndarray) -> Tensor:
 def _cached(
     path: Path, shapes: dict[str, tuple[int, ...]], make: Callable[[], dict[str, np.ndarray]]
 ) -> dict[str, np.ndarray]:
-    """The arrays in the .npz at ``path`` if it holds ``shapes``, else ``make()`` saved there."""
+    """The arrays in the .npz at ``path`` if it holds ``shapes``, else ``make()`` saved there.
+
+    A cache that cannot be read back whole (truncated, a flipped bit: the zip's CRC fails,
+    missing or misshapen arrays) is reported with a warning and rebuilt; nothing to delete by
+    hand. The file is replaced atomically, so a kill while rebuilding leaves no partial cache.
+    """
     arrays = None
-    if path.is_file():
+    if path.exists():
         try:
-            with np.load(path) as z:
+            with np.load(path, allow_pickle=False) as z:
                 arrays = {key: z[key] for key in shapes}
-            if any(arrays[key].shape != shape for key, shape in shapes.items()):
-                arrays = None
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-            arrays = None  # a corrupt or partial cache is regenerated
+            wrong = [key for key, shape in shapes.items() if arrays[key].shape != shape]
+            if wrong:
+                raise ValueError(f"{wrong[0]} has shape {arrays[wrong[0]].shape}")
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+            warnings.warn(
+                f"the digits28 cache {path} is damaged (unreadable or incomplete: "
+                f"{type(error).__name__}); rebuilding it (a few seconds).",
+                stacklevel=3,
+            )
+            arrays = None
     if arrays is None:
         arrays = make()
         atomic_write(path, lambda f: np.savez_compressed(f, **arrays), mode=0o644)
     return arrays
 
 
-def _folder(root: str | Path | None) -> Path:
-    folder = Path(root).expanduser() if root is not None else data_root()
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+def data_folder(root: str | Path | None) -> Path:
+    """``root`` or :func:`data_root`, checked to be a folder the cache can be written to."""
+    if root is None:
+        return data_root()
+    return check_folder(
+        Path(root).expanduser(), "root", DatasetUnavailableError, "pass a root you can write to"
+    )
 
 
 def digits28(
@@ -180,7 +195,7 @@ def digits28(
         return {"images": np.concatenate(images), "labels": np.concatenate(labels)}
 
     shapes = {"images": (size, 28, 28), "labels": (size,)}
-    arrays = _cached(_folder(root) / name, shapes, generate)
+    arrays = _cached(data_folder(root) / name, shapes, generate)
     x = _images(arrays["images"][:count])
     y = torch.from_numpy(arrays["labels"][:count].astype(np.int64))
     if not factors:
@@ -304,7 +319,7 @@ def digits28_pairs(
         }
 
     shapes = {"x_a": (size, 28, 28), "x_b": (size, 28, 28), "labels": (size,)}
-    arrays = _cached(_folder(root) / f"{name}_{renderer_key(_CHUNK)}.npz", shapes, generate)
+    arrays = _cached(data_folder(root) / f"{name}_{renderer_key(_CHUNK)}.npz", shapes, generate)
     x_a, x_b = _images(arrays["x_a"][:n]), _images(arrays["x_b"][:n])
     y = torch.from_numpy(arrays["labels"][:n].astype(np.int64))
     if not factors:

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from course_lib.data.digits import check_n, check_split, digits28
-from course_lib.data.root import DatasetUnavailableError, data_root
+from course_lib.data.digits import check_n, check_split, data_folder, digits28
+from course_lib.data.root import DatasetUnavailableError
 
 IMAGE_DATASETS = ("digits28", "sklearn_digits", "mnist", "fashion_mnist", "cifar10")
 """Names accepted by :func:`load_images`; the first two need no network."""
@@ -108,7 +108,5 @@ def load_images(
                 "hold out part of it yourself."
             )
         return sklearn_digits(n)
-    folder = Path(root).expanduser() if root is not None else data_root()
-    folder.mkdir(parents=True, exist_ok=True)
-    images, labels = _torchvision_images(name, split, folder).tensors
+    images, labels = _torchvision_images(name, split, data_folder(root)).tensors
     return TensorDataset(images[:n], labels[:n])
