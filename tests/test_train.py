@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import TensorDataset
 
 from course_lib._io import derive_seed
 from course_lib.gan import LOSS_KEYS, GANTrainer, tricks
@@ -18,6 +19,7 @@ from course_lib.train import (
     CheckpointError,
     Evaluate,
     History,
+    LossExplodedError,
     NonFiniteLossError,
     SampleGrid,
     load_checkpoint,
@@ -371,9 +373,19 @@ def test_missing_or_foreign_checkpoint_is_a_clear_error(tmp_path):
     torch.save([1, 2, 3], tmp_path / "list.pt")
     with pytest.raises(CheckpointError, match="holds a list, not a checkpoint dict"):
         load_checkpoint(tmp_path / "list.pt")
-    torch.save({"G": {}}, tmp_path / "other.pt")
+    save_checkpoint({"G": {}}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not written by GANTrainer"):
         dcgan_trainer().resume(tmp_path / "other.pt")
+
+
+def test_a_checkpoint_without_checksum_loads_with_a_warning(tmp_path):
+    trainer = dcgan_trainer()
+    trainer.fit(images(), steps=2, batch_size=8, progress=False)
+    torch.save(trainer.state_dict(), tmp_path / "by_hand.pt")  # as course_lib 0.2.0 wrote them
+    other = dcgan_trainer(init_seed=1)
+    with pytest.warns(UserWarning, match="has no checksum .* cannot be verified"):
+        other.resume(tmp_path / "by_hand.pt")
+    assert_identical(trainer, other)
 
 
 def test_resume_refuses_other_settings(tmp_path):
@@ -474,6 +486,111 @@ def test_nan_without_checkpoint_says_so():
         )
 
 
+def test_a_loss_that_explodes_but_stays_finite_never_overwrites_the_checkpoint(tmp_path):
+    path = tmp_path / "run.pt"
+    calls = {"n": 0}
+
+    def exploding(n, generator):  # real data grows a billionfold from step 23 on: D's loss too
+        calls["n"] += 1
+        return ring(n, generator) * (1e9 if calls["n"] >= 23 else 1.0)
+
+    trainer = mlp_trainer()
+    with pytest.raises(LossExplodedError) as info:
+        trainer.fit(
+            exploding,
+            steps=40,
+            batch_size=8,
+            log_every=5,
+            checkpoint_path=path,
+            checkpoint_every=10,
+            progress=False,
+        )
+    message = str(info.value)
+    assert message.startswith("step 25: d_") and "(steps 21-25)" in message  # D's values blew up
+    assert "beyond max_abs_loss=1e+06" in message and f"kept at {path} (step 20)" in message
+    assert "\n" not in message and isinstance(info.value, NonFiniteLossError)
+    last = {k: trainer.history[k][-1] for k in ("d_loss", "d_real", "d_fake")}
+    assert all(map(math.isfinite, last.values())) and max(map(abs, last.values())) > 1e6
+    assert load_checkpoint(path)["step"] == 20
+
+    calls["n"] = 0
+    relaxed = mlp_trainer()
+    relaxed.max_abs_loss = None  # where huge values are expected, the guard can be turned off
+    relaxed.fit(exploding, steps=25, batch_size=8, log_every=5, progress=False)
+    assert relaxed.step == 25 and abs(relaxed.history["d_real"][-1]) > 1e6
+
+
+def test_nan_before_the_first_checkpoint_does_not_ask_for_the_path_it_has(tmp_path):
+    path = tmp_path / "run.pt"
+    trainer = mlp_trainer(lr_d=4e-4)
+    trainer.opt_d.param_groups[0]["lr"] = 1e-5  # as a learning-rate schedule would
+    with pytest.raises(NonFiniteLossError) as info:
+        trainer.fit(
+            lambda n, g: torch.full((n, 2), math.nan),
+            steps=20,
+            batch_size=4,
+            checkpoint_path=path,
+            checkpoint_every=10,
+            progress=False,
+        )
+    message = str(info.value)
+    assert f"no checkpoint had been written to {path} yet" in message
+    assert "pass checkpoint_path" not in message
+    assert "opt_g lr=0.0002, opt_d lr=0.0004 (scheduled: now 1e-05)" in message
+    assert not path.exists()
+
+
+def test_a_save_killed_half_way_leaves_no_temporary_file_after_the_next_save(tmp_path):
+    path = tmp_path / "run.pt"
+    trainer = mlp_trainer()
+    trainer.fit(ring, steps=2, batch_size=8, checkpoint_path=path, progress=False)
+    child = textwrap.dedent(
+        f"""
+        import os, torch
+        from course_lib._io import atomic_write
+
+        def killed(f):
+            f.write(b"half a checkpoint")
+            f.flush()
+            os._exit(9)  # as kill -9 during torch.save: no cleanup code runs
+
+        atomic_write({str(path)!r}, killed)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True)
+    assert proc.returncode == 9, proc.stderr
+    leftovers = [p for p in tmp_path.iterdir() if p != path]
+    assert len(leftovers) == 1 and leftovers[0].name.endswith(".tmp")
+    assert load_checkpoint(path)["step"] == 2  # the kill cost nothing
+    trainer.fit(ring, steps=4, batch_size=8, checkpoint_path=path, progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["run.pt"]
+
+
+def test_a_custom_augmentation_resumes_in_another_process(tmp_path, capsys):
+    path = tmp_path / "run.pt"
+    child = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(TESTS)!r})
+        import test_train as t
+        trainer = t.mlp_trainer(augment=t.jitter)
+        trainer.fit(t.ring, steps=6, batch_size=8, checkpoint_path={str(path)!r},
+                    checkpoint_every=3, callbacks=[t.ExitAt(4)], progress=False)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True)
+    assert proc.returncode == 17, proc.stderr
+    trainer = mlp_trainer(augment=jitter)  # a new process: the function has another address
+    trainer.fit(ring, steps=6, batch_size=8, checkpoint_path=path, progress=False)
+    assert "resumed from" in capsys.readouterr().out and trainer.step == 6
+    assert load_checkpoint(path)["hparams"]["augment"] == "<function jitter>"
+
+
+def jitter(x: torch.Tensor, step: int) -> torch.Tensor:
+    """An augmentation of the learner's own: a module-level function."""
+    return x + 0.01 * torch.randn_like(x)
+
+
 # ------------------------------------------------------------------------ validation
 
 
@@ -515,6 +632,8 @@ def test_generator_needs_latent_dim():
         (images(), {"steps": 2, "checkpoint_every": 5}, "checkpoint_path"),
         (images().long(), {"steps": 2}, "float tensor"),
         (images() * math.nan, {"steps": 2}, "NaN"),
+        (images(0), {"steps": 2}, r"data is empty \(shape \(0, 1, 28, 28\)\)"),
+        (TensorDataset(images(0), torch.zeros(0)), {"steps": 2}, "data is empty"),
         ("mnist", {"steps": 2}, "data must be"),
         (lambda n, g: torch.zeros(n + 1, 1, 28, 28), {"steps": 2}, "must return a tensor with"),
     ],

@@ -28,6 +28,11 @@ Batch = Tensor | tuple[Tensor, ...]
 
 
 def _check_tensor(x: Tensor, name: str, *, images: bool) -> None:
+    if x.dim() == 0 or x.shape[0] == 0:
+        raise ValueError(
+            f"{name} is empty (shape {tuple(x.shape)}); pass a tensor of examples (N, ...) with "
+            "N >= batch_size, e.g. check the filter or the split that produced it."
+        )
     if images and (not x.is_floating_point() or x.dim() < 2):
         raise ValueError(
             f"{name} must be a float tensor (N, ...), got dtype {x.dtype} and shape "

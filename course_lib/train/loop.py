@@ -11,7 +11,8 @@ trainer owns everything around it, once for every family:
 - batches (:mod:`course_lib.train.batches`): ``fit`` hands the step the whole batch (images
   and labels from a ``TensorDataset``); a step that needs more calls ``trainer.next_batch()``;
 - the step counter, the :class:`~course_lib.train.History` (means of the step's values between
-  rows), the NaN/inf guard, callbacks, a progress bar and stop requests;
+  rows), the divergence guard (NaN, inf, or beyond ``max_abs_loss``), callbacks, a progress
+  bar and stop requests;
 - checkpoints: every attribute of the algorithm that has a ``state_dict`` (models, optimizers,
   schedulers, EMA copies), the scaler, the streams, the history, the state of callbacks that
   have one, and the algorithm's settings, which a resumed run must share. A run stopped and
@@ -33,7 +34,7 @@ from tqdm.auto import tqdm
 
 from course_lib import runtime
 from course_lib._checks import check_int
-from course_lib._io import check_folder, derive_seed
+from course_lib._io import check_folder, derive_seed, remove_leftovers
 from course_lib.train.batches import Batch, Sampler, make_batches
 from course_lib.train.callbacks import Callback, callback_keys, check_callbacks
 from course_lib.train.checkpoint import (
@@ -43,7 +44,9 @@ from course_lib.train.checkpoint import (
     save_checkpoint,
 )
 from course_lib.train.guard import (
+    LossExplodedError,
     NonFiniteLossError,
+    first_exploded,
     first_nonfinite,
     nonfinite_message,
     nonfinite_module,
@@ -79,6 +82,12 @@ class Trainer:
     and the data order; it does not initialize the models.
     """
 
+    max_abs_loss: float | None = 1e6
+    """A logged value of larger magnitude stops the run (:class:`LossExplodedError`) before it
+    can overwrite a good checkpoint: a loss that explodes stays finite for many steps before it
+    turns into NaN. The course's losses stay far below (BCE ~ 1, an ELBO of 28x28 images ~ 1e3
+    nats); set ``trainer.max_abs_loss = None`` (or a larger value) where huge values are normal."""
+
     def __init__(
         self,
         algorithm: Algorithm,
@@ -110,6 +119,7 @@ class Trainer:
         self._fit_spec: dict[str, Any] | None = None
         self._resumed_spec: dict[str, Any] | None = None
         self._last_checkpoint: tuple[Path, int] | None = None
+        self._checkpoint_path: Path | None = None  # of the fit running now
 
     # ------------------------------------------------------------------ what a step calls
 
@@ -183,7 +193,9 @@ class Trainer:
         goes into the row. With ``checkpoint_path``: if the file exists and nothing has trained
         yet, the run resumes from it; a checkpoint is written every ``checkpoint_every`` steps and
         at the end. Raises :class:`NonFiniteLossError` when a logged value or the weights before a
-        checkpoint are NaN/inf; the last good checkpoint is never overwritten.
+        checkpoint are NaN/inf, and :class:`LossExplodedError` (a subclass) when a logged value
+        exceeds :attr:`max_abs_loss` in magnitude; the last good checkpoint is never overwritten.
+        The data, the checkpoint's folder and every argument are checked before the first step.
         """
         check_int("steps", steps, 0)
         check_int("batch_size", batch_size, 1)
@@ -209,6 +221,7 @@ class Trainer:
                     f"{path / 'checkpoint.pt'}."
                 )
             check_folder(path.parent, "the folder of checkpoint_path")
+            remove_leftovers(path)  # temporary files of saves that a kill interrupted
         resumed = False
         if path is not None and self.step == 0 and path.exists():
             self.resume(path)
@@ -219,6 +232,7 @@ class Trainer:
                 "pass the same data and batch_size to continue it, or start a new run."
             )
         self._resumed_spec, self._fit_spec = None, spec
+        self._checkpoint_path = path
         self._callbacks = callbacks
         self._hand_states_to_callbacks()
         for cb in callbacks:  # a run that early stopping ended stays ended (until a new run)
@@ -321,17 +335,30 @@ class Trainer:
         means = dict(zip(tensor_keys, (total / count).tolist(), strict=True))
         row: dict[str, float] = {"step": self.step}
         row.update({k: means[k] if k in means else last[k] for k in keys})
-        key = first_nonfinite(row, keys)
-        if key is not None:
+        nonfinite = first_nonfinite(row, keys)
+        exploded = None if nonfinite else first_exploded(row, keys, self.max_abs_loss)
+        if nonfinite or exploded:
             self.history.append(row)
             first = self.step - count + 1
             span = f"step {first}" if first == self.step else f"steps {first}-{self.step}"
-            raise NonFiniteLossError(self.nonfinite(f"{key} is {row[key]} ({span})"))
+            if nonfinite:
+                raise NonFiniteLossError(
+                    self.nonfinite(f"{nonfinite} is {row[nonfinite]} ({span})")
+                )
+            raise LossExplodedError(
+                self.nonfinite(
+                    f"{exploded} is {row[exploded]:.3g} ({span}), beyond max_abs_loss="
+                    f"{self.max_abs_loss:g}: the run diverged (set trainer.max_abs_loss = None "
+                    "if such values are normal here)"
+                )
+            )
         return row
 
     def nonfinite(self, what: str) -> str:
         """The message of a :class:`NonFiniteLossError`: what, the checkpoint kept, what to try."""
-        return nonfinite_message(self.step, what, self._last_checkpoint, self._stateful())
+        return nonfinite_message(
+            self.step, what, self._last_checkpoint, self._stateful(), self._checkpoint_path
+        )
 
     # ---------------------------------------------------------------------- checkpoints
 
