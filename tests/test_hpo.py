@@ -5,6 +5,7 @@ matplotlib.use("Agg")
 import math  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import textwrap  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -186,7 +187,7 @@ def test_a_file_where_the_storage_folder_should_be_is_a_clear_error(
             search.create_study("s", storage_dir)
         message = str(error.value)
         assert f"{tmp_path / 'studies'} is a file, not a folder" in message
-        assert "\n" not in message and "pass a folder path" in message
+        assert "\n" not in message and "move that file away" in message
     assert (tmp_path / "studies").read_text() == "notes"
 
 
@@ -205,7 +206,9 @@ def test_a_storage_folder_that_is_not_writable_is_a_clear_error(
     tmp_path, monkeypatch, optuna_must_not_open_storage
 ):
     monkeypatch.setattr(search.hpo.os, "access", lambda path, mode: False)
-    with pytest.raises(search.hpo.StudyStorageError, match=f"{tmp_path} is not writable; pass"):
+    with pytest.raises(
+        search.hpo.StudyStorageError, match=f"{tmp_path} is not writable; make it writable"
+    ):
         search.create_study("s", tmp_path)
 
 
@@ -271,8 +274,7 @@ def test_a_study_resumes_from_its_sqlite_file(tmp_path):
 
 
 def test_two_worker_processes_share_one_study_then_it_resumes_here(tmp_path):
-    name = "shared"
-    search.create_study(name, tmp_path, direction="maximize")  # tables exist before the workers
+    name = "shared"  # a new study file: the workers create it between them
     command = [sys.executable, "-m", "course_lib.search", "--storage-dir", str(tmp_path)]
     command += ["--study", name, "--n-trials", "4", "--steps", "4", "--n-reports", "2"]
     workers = [
@@ -291,6 +293,39 @@ def test_two_worker_processes_share_one_study_then_it_resumes_here(tmp_path):
     assert len({tuple(sorted(t.params.items())) for t in study.trials}) == len(study.trials)
     objective = lambda trial: search.ring_objective(trial, steps=4, n_reports=2)  # noqa: E731
     assert search.run_trials(study, objective, finished + 1) == finished + 1
+
+
+def test_workers_started_at_the_same_moment_on_a_new_study_file_all_join_it(tmp_path):
+    """Optuna's join-or-create races when processes open a new sqlite file together (two
+    create the tables: "table studies already exists"); course_lib serializes the creation."""
+    n = 4
+    child = textwrap.dedent(
+        f"""
+        import pathlib, sys, time
+        from course_lib import search
+        folder = pathlib.Path({str(tmp_path)!r})
+        (folder / f"ready{{sys.argv[1]}}").touch()
+        while len(ready := list(folder.glob("ready*"))) < {n}:  # wait until all have imported
+            time.sleep(0.01)
+        start = max(p.stat().st_mtime for p in ready) + 0.5  # then start at one moment
+        while time.time() < start:
+            pass
+        study = search.create_study("together", folder / "studies", worker=int(sys.argv[1]))
+        print(study.study_name)
+        """
+    )
+    workers = [
+        subprocess.Popen([sys.executable, "-c", child, str(i)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for i in range(n)
+    ]  # fmt: skip
+    outputs = [w.communicate(timeout=120) for w in workers]
+    for worker, (out, err) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0 and out.strip() == "together", err[-2000:]
+    summaries = optuna.get_all_study_summaries(
+        search.hpo.storage_url(tmp_path / "studies" / "together.db")
+    )
+    assert [s.study_name for s in summaries] == ["together"]
 
 
 @pytest.mark.parametrize("sampler", ["grid", "random", "tpe"])

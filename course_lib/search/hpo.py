@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import filelock
 import numpy as np
 import optuna
 import sqlalchemy.exc
@@ -324,25 +325,31 @@ def create_study(
     db = folder / f"{name}.db"
     _check_storage(folder, db)
     try:
-        storage = optuna.storages.RDBStorage(
-            storage_url(db), engine_kwargs={"connect_args": {"timeout": 60}}
-        )
-        study = optuna.create_study(
-            study_name=name,
-            storage=storage,
-            direction=direction,
-            pruner=pruner_obj,
-            sampler=optuna.samplers.RandomSampler(),  # replaced below, once we know the trials
-            load_if_exists=True,
-        )
+        # Optuna's "join or create" is not safe for workers that start together on a new file
+        # (both create the tables: "table studies already exists"); one at a time it is.
+        with filelock.FileLock(f"{db}.lock", timeout=120):
+            storage = optuna.storages.RDBStorage(
+                storage_url(db), engine_kwargs={"connect_args": {"timeout": 60}}
+            )
+            study = optuna.create_study(
+                study_name=name,
+                storage=storage,
+                direction=direction,
+                pruner=pruner_obj,
+                sampler=optuna.samplers.RandomSampler(),  # replaced below, once we know the trials
+                load_if_exists=True,
+            )
         stored = study.direction.name.lower()
+    except filelock.Timeout:
+        raise StudyStorageError(
+            f"study file {db} stayed locked for 120 s by another worker ({db}.lock); wait for "
+            "it, or delete the .lock file if no worker runs."
+        ) from None
     except sqlalchemy.exc.DatabaseError as error:
         # sqlite3.DatabaseError proper ("file is not a database", "database disk image is
-        # malformed") means a damaged file; its OperationalError subclass ("database is
-        # locked") does not, and propagates unchanged.
-        damaged = isinstance(error.orig, sqlite3.DatabaseError) and not isinstance(
-            error.orig, sqlite3.OperationalError
-        )
+        # malformed") means a damaged file; its subclasses OperationalError ("database is
+        # locked") and IntegrityError (a constraint) do not, and propagate unchanged.
+        damaged = type(error.orig) is sqlite3.DatabaseError
         if not damaged:
             raise
         raise _corrupt_study(db, str(error.orig)) from error
