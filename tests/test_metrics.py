@@ -196,6 +196,8 @@ def test_kid_bad_input():
         metrics.kid_from_features(a, np.zeros((10, 4)))
     with pytest.raises(ValueError, match="b needs at least 2"):
         metrics.kid_from_features(a, np.zeros((1, 3)))
+    with pytest.raises(ValueError, match=r"n_subsets must be an int >= 1, got 2.5"):
+        metrics.kid_from_features(a, a, n_subsets=2.5)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -372,6 +374,15 @@ def test_every_image_metric_refuses_images_outside_the_extractors_range(digits, 
     with pytest.raises(ValueError, match=f"^images .*{match}"):
         metrics.ssim_diversity(bad)
     assert metrics.fid(real[:200], other[:200]) > 0  # the same images, in range, are fine
+
+
+def test_image_metrics_refuse_sets_of_different_shapes(digits):
+    (real, _), (other, _) = digits
+    bigger = torch.nn.functional.interpolate(other[:100], size=32)
+    with pytest.raises(ValueError, match=r"images_a holds images of shape \(1, 28, 28\), images_b"):
+        metrics.fid(real[:100], bigger)
+    with pytest.raises(ValueError, match=r"images_real .*\(1, 28, 28\), images_fake \(3, 28, 28\)"):
+        metrics.precision_recall(real[:100], other[:100].expand(-1, 3, -1, -1))
 
 
 def test_classifier_accuracy_on_held_out_digits(classifier, digits):

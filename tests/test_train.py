@@ -231,6 +231,11 @@ def test_callbacks_sample_grid_and_evaluate():
         trainer.fit(images(), steps=12, batch_size=8, callbacks=[lambda t: None], progress=False)
 
 
+def test_evaluate_needs_a_function():
+    with pytest.raises(ValueError, match="fn must be a function fn\\(trainer\\)"):
+        Evaluate(None, every=10, name="fid")
+
+
 def test_generate_and_sample_z():
     trainer = dcgan_trainer()
     trainer.fit(images(), steps=3, batch_size=8, progress=False)

@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from course_lib._checks import check_int
+
 ArrayLike = Tensor | np.ndarray
 
 
@@ -162,10 +164,9 @@ def kid_from_features(
     the estimator, not a standard error of the mean.
     """
     a, b = check_feature_pair(a, b, min_rows=2)
-    if n_subsets < 1:
-        raise ValueError(f"n_subsets must be >= 1; got {n_subsets}.")
-    if subset_size < 2:
-        raise ValueError(f"subset_size must be >= 2; got {subset_size}.")
+    check_int("n_subsets", n_subsets, 1, hint="the KID paper uses 100")
+    check_int("subset_size", subset_size, 2, hint="the KID paper uses 1000")
+    check_int("seed", seed, 0)
     m = min(subset_size, a.shape[0], b.shape[0])
     generator = torch.Generator().manual_seed(seed)
     scores = torch.empty(n_subsets, dtype=torch.float64)

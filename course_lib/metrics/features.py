@@ -201,6 +201,14 @@ def checked_extractor(extractor: Extractor | None, **sets: Tensor) -> Extractor:
         extractor = load_digit_classifier(next(iter(sets.values())).device)
     for name, images in sets.items():
         check_images(images, name, input_range(extractor))
+    shapes = {name: tuple(images.shape[1:]) for name, images in sets.items()}
+    if len(set(shapes.values())) > 1:
+        (a, shape_a), (b, shape_b) = list(shapes.items())[:2]
+        raise ValueError(
+            f"{a} holds images of shape {shape_a}, {b} {shape_b}: compare sets of one channel "
+            "count and size (the extractor would resize them differently and the score would "
+            "measure that); resize one set with F.interpolate first."
+        )
     return extractor
 
 

@@ -90,6 +90,11 @@ class Evaluate:
     at_end: bool = False
 
     def __post_init__(self) -> None:
+        if not callable(self.fn):
+            raise ValueError(
+                f"fn must be a function fn(trainer) -> float or dict, got {self.fn!r}; e.g. "
+                "Evaluate(lambda t: metrics.fid(real, t.generate(1000)), every=500, name='fid')."
+            )
         check_every(self.every)
 
     def __call__(self, trainer: Trainer) -> dict[str, float]:
