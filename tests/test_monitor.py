@@ -185,6 +185,14 @@ def test_jsonl_logger_mirrors_the_history(tmp_path):
     assert monitor.read_log(logger.path).rows == trainer.history.rows  # appended, not rewritten
 
 
+def test_jsonl_logger_checks_its_path_when_made_not_at_the_first_write(tmp_path):
+    with pytest.raises(ValueError, match=r"path .* is a folder; pass a file path"):
+        monitor.JSONLLogger(tmp_path, every=5)
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(ValueError, match=r"folder of path .* is a file, not a folder"):
+        monitor.JSONLLogger(tmp_path / "a_file" / "log.jsonl", every=5)
+
+
 def test_jsonl_logger_after_a_kill_and_resume_has_each_step_once(tmp_path):
     ckpt, log = tmp_path / "run.pt", tmp_path / "log.jsonl"
     killed = mlp_trainer()
