@@ -134,6 +134,23 @@ def check_folder(
     return folder
 
 
+def check_file_path(
+    path: str | os.PathLike[str], argument: str, example: str = "checkpoint.pt"
+) -> Path:
+    """Make sure ``path`` can be written as a file: not a folder, in a folder that is (or can
+    be made) writable (see :func:`check_folder`); remove leftovers of killed writes to it.
+
+    ValueError with one line naming ``argument`` otherwise. For the paths a run writes later
+    (checkpoints, the best weights, logs): call it before the first step.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{argument} {path} is a folder; pass a file path, e.g. {path / example}.")
+    check_folder(path.parent, f"the folder of {argument}")
+    remove_leftovers(path)
+    return path
+
+
 def derive_seed(*keys: object, bits: int = 63) -> int:
     """A seed of ``bits`` bits for one named random stream, e.g. ``derive_seed(seed, "epoch", 3)``.
 

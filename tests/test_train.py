@@ -17,6 +17,7 @@ from course_lib.gan.losses import GANLoss, d_loss_bce, g_loss_nonsaturating
 from course_lib.gan.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
 from course_lib.train import (
     CheckpointError,
+    EarlyStopping,
     Evaluate,
     History,
     LossExplodedError,
@@ -229,6 +230,14 @@ def test_callbacks_sample_grid_and_evaluate():
         SampleGrid(z, every=0)
     with pytest.raises(ValueError, match="callback"):
         trainer.fit(images(), steps=12, batch_size=8, callbacks=[lambda t: None], progress=False)
+
+
+def test_save_and_best_path_refuse_a_folder(tmp_path):
+    with pytest.raises(ValueError, match=r"^path .* is a folder; pass a file path"):
+        mlp_trainer().save(tmp_path)
+    evaluate = Evaluate(lambda t: 1.0, every=5, name="score")
+    with pytest.raises(ValueError, match=r"^best_path .* is a folder; .*best\.pt"):
+        EarlyStopping(evaluate, patience=2, best_path=tmp_path)
 
 
 def test_evaluate_needs_a_function():

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from course_lib import viz
 from course_lib._checks import check_every
-from course_lib._io import atomic_write, check_folder
+from course_lib._io import atomic_write, check_file_path
 from course_lib.train import History
 
 # ------------------------------------------------------------------------------------ logs
@@ -75,12 +75,9 @@ class JSONLLogger(_HistorySink):
 
     def __init__(self, path: str | os.PathLike[str], every: int):
         super().__init__(every)
-        self.path = Path(path)
-        if self.path.is_dir():  # checked now: the first write may come minutes into a run
-            raise ValueError(
-                f"path {self.path} is a folder; pass a file path, e.g. {self.path / 'log.jsonl'}."
-            )
-        check_folder(self.path.parent, "the folder of path")
+        self.path = check_file_path(
+            path, "path", "log.jsonl"
+        )  # now: the first write may come minutes later
 
     def _rewrite(self, rows: Sequence[Mapping[str, float]]) -> None:
         text = "".join(_json_line(row) for row in rows).encode()

@@ -11,14 +11,13 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from torch import Tensor, nn
 
 from course_lib._checks import check_choice
-from course_lib._io import check_folder
+from course_lib._io import check_file_path
 from course_lib.train.callbacks import Evaluate
 from course_lib.train.checkpoint import load_checkpoint, save_checkpoint
 
@@ -103,9 +102,10 @@ class EarlyStopping:
         self.patience, self.min_delta, self.mode = patience, float(min_delta), mode
         self.key = key
         self.keep = (keep,) if isinstance(keep, str) else tuple(keep)
-        self.best_path = None if best_path is None else Path(best_path)
-        if self.best_path is not None:  # fail now, not at the first improvement
-            check_folder(self.best_path.parent, "the folder of best_path")
+        # a bad path fails now, not at the first improvement
+        self.best_path = (
+            None if best_path is None else check_file_path(best_path, "best_path", "best.pt")
+        )
         self.best_step: int | None = None
         self.best_value: float | None = None
         self.best_state: dict[str, dict[str, Tensor]] | None = None

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from course_lib import runtime
 from course_lib._checks import check_int
-from course_lib._io import check_folder, derive_seed, remove_leftovers
+from course_lib._io import check_file_path, derive_seed
 from course_lib.train.batches import Batch, Sampler, make_batches
 from course_lib.train.callbacks import Callback, callback_keys, check_callbacks
 from course_lib.train.checkpoint import (
@@ -213,15 +213,10 @@ class Trainer:
             device=self.device,
             sampler_generator=lambda: self.generator("data", cpu=True),
         )
-        path = None if checkpoint_path is None else Path(checkpoint_path)
-        if path is not None:  # a bad path fails now, not at the first save minutes later
-            if path.is_dir():
-                raise ValueError(
-                    f"checkpoint_path {path} is a folder; pass a file path, e.g. "
-                    f"{path / 'checkpoint.pt'}."
-                )
-            check_folder(path.parent, "the folder of checkpoint_path")
-            remove_leftovers(path)  # temporary files of saves that a kill interrupted
+        # a bad path fails now, not at the first save minutes later
+        path = (
+            None if checkpoint_path is None else check_file_path(checkpoint_path, "checkpoint_path")
+        )
         resumed = False
         if path is not None and self.step == 0 and path.exists():
             self.resume(path)
@@ -462,7 +457,7 @@ class Trainer:
         broken = nonfinite_module(self._stateful())
         if broken is not None:
             raise NonFiniteLossError(self.nonfinite(f"{broken}'s weights are not finite"))
-        path = save_checkpoint(self.state_dict(), path)
+        path = save_checkpoint(self.state_dict(), check_file_path(path, "path"))
         self._last_checkpoint = (path, self.step)
         return path
 
