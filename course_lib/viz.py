@@ -1,4 +1,4 @@
-"""Figures the notebooks share: image grids, training curves and 2-D scatter plots.
+"""Figures the notebooks share: image grids, training curves, 2-D scatter plots, point labels.
 
 Every function draws on ``ax`` when given (else a new figure), sets a title and axis labels, and
 returns the axes, so a notebook can combine them into subplots. Figures are sized to stay legible
@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.axes import Axes
+from matplotlib.text import Text
+from matplotlib.transforms import Bbox
 from torchvision.utils import make_grid
 
 
@@ -120,3 +122,50 @@ def scatter_2d(
     ax.set_title(title)
     ax.legend(loc="best", markerscale=2, framealpha=0.9)
     return ax
+
+
+def label_points(
+    ax: Axes,
+    points: Mapping[str, tuple[float, float]],
+    tolerance: float = 0.02,
+    offset: tuple[float, float] = (6.0, 6.0),
+) -> list[Text]:
+    """Label each point with its name, so that no two labels overlap wherever the points land.
+
+    Points closer than ``tolerance`` of the axes' span (in x and in y) share one label, a name
+    per line; each remaining label that would overlap one placed before it (from the top down)
+    is moved down just below it. Call it after the axes' limits are set. Returns the labels.
+    """
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    groups: list[tuple[tuple[float, float], list[str]]] = []
+    for name, (x, y) in points.items():
+        near = next(
+            (
+                names
+                for (gx, gy), names in groups
+                if abs(x - gx) <= tolerance * abs(x1 - x0)
+                and abs(y - gy) <= tolerance * abs(y1 - y0)
+            ),
+            None,
+        )
+        if near is None:
+            groups.append(((float(x), float(y)), [name]))
+        else:
+            near.append(name)
+    texts = [
+        ax.annotate("\n".join(names), xy, textcoords="offset points", xytext=offset, fontsize=9)
+        for xy, names in groups
+    ]
+    renderer = ax.figure.canvas.get_renderer()
+    points_per_pixel = 72.0 / ax.figure.dpi
+    placed: list[Bbox] = []
+    for text in sorted(texts, key=lambda t: -t.xy[1]):
+        for _ in range(len(texts)):  # each move clears one placed label; the list is finite
+            box = text.get_window_extent(renderer)
+            hit = next((b for b in placed if box.overlaps(b)), None)
+            if hit is None:
+                break
+            dx, dy = text.xyann
+            text.xyann = (dx, dy - (box.y1 - hit.y0 + 2.0) * points_per_pixel)
+        placed.append(text.get_window_extent(renderer))
+    return texts

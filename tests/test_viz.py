@@ -53,3 +53,32 @@ def test_scatter_2d_draws_both_sets_and_rejects_bad_points():
     with pytest.raises(ValueError, match=r"generated points must have shape \(N, 2\)"):
         viz.scatter_2d(fake=torch.randn(10, 3))
     plt.close("all")
+
+
+def test_label_points_keeps_every_label_readable():
+    """07's precision-recall plot: candidates at the same point, others close by."""
+    fig, ax = plt.subplots(figsize=(8, 7))
+    ax.set(xlim=(-0.05, 1.05), ylim=(-0.05, 1.05))
+    points = {
+        "one digit, repeated": (0.0, 1.0),
+        "ten digits, repeated": (0.0, 1.0),
+        "two classes": (0.18, 0.89),
+        "DCGAN": (0.03, 0.01),  # close to noise, beyond the tolerance: its own label
+        "uniform noise": (0.0, 0.0),
+        "real": (0.9, 0.9),
+        "half real, half noise": (0.89, 0.45),
+    }
+    texts = viz.label_points(ax, points)
+    shown = [t.get_text() for t in texts]
+    assert "one digit, repeated\nten digits, repeated" in shown  # coincident points: one label
+    assert sorted(n for t in shown for n in t.split("\n")) == sorted(points)  # every name once
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    overlapping = [
+        (shown[i], shown[j])
+        for i in range(len(boxes))
+        for j in range(i + 1, len(boxes))
+        if boxes[i].overlaps(boxes[j])
+    ]
+    assert not overlapping
+    plt.close(fig)
