@@ -56,7 +56,7 @@ def test_unbalanced_markers_are_an_error(source):
         build_notebooks._stub(source, "# BEGIN SOLUTION", "# END SOLUTION", "stub")
 
 
-def test_badges_and_install_lines_come_from_pyproject():
+def test_colab_links_and_install_lines_come_from_pyproject():
     url = build_notebooks.repository_url()
     version = build_notebooks.package_version()
     assert url.startswith("https://github.com/")
@@ -64,7 +64,9 @@ def test_badges_and_install_lines_come_from_pyproject():
         for path in sorted((ROOT / folder).glob("*.ipynb")):
             nb = nbformat.read(path, as_version=4)
             header = nb.cells[0].source
-            assert build_notebooks.colab_badge(url, folder, path.name) in header, path
+            # text, not a badge image: it must work offline, where the image cannot load
+            assert build_notebooks.colab_link(url, folder, path.name) in header, path
+            assert "colab-badge.svg" not in header, path
             setup = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
             assert build_notebooks.install_line(url, version) in setup, path
 

@@ -1,8 +1,9 @@
 """Write the learner notebooks and the README syllabus from the solution notebooks.
 
 ``solutions/`` is the source. For every ``solutions/NN_topic.ipynb`` this script
-1. normalizes it in place: outputs, execution counts and volatile metadata stripped; the Colab badge
-   and the Colab install line regenerated from ``[project.urls] Repository`` in pyproject.toml, the
+1. normalizes it in place: outputs, execution counts and volatile metadata stripped; the Colab link
+   (plain text, so it stays usable offline, where a badge image would be broken) and the Colab
+   install line regenerated from ``[project.urls] Repository`` in pyproject.toml, the
    install line pinned to the release tag ``v<version>`` (``course_lib.__version__``, which
    pyproject.toml reads as the package version), so that a learner's notebook does not change
    under them when the branch moves;
@@ -29,7 +30,7 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
-BADGE_RE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)")
+COLAB_LINK_RE = re.compile(r"\[(?:!\[Open In Colab\]\([^)]*\)|Open in Colab)\]\([^)]*\)")
 INSTALL_RE = re.compile(r'%pip install -q "course_lib @ git\+[^"]*"')
 TITLE_RE = re.compile(r"^# (\d\d) · (.+)$")
 TIMES_RE = re.compile(r"cpu ≈ ([^,·]+?), gpu ≈ ([^,·\n]+?)\s*(?:·|$)", re.MULTILINE)
@@ -57,10 +58,20 @@ def package_version(root: Path = ROOT) -> str:
     return match.group(1)
 
 
-def colab_badge(repo_url: str, folder: str, name: str) -> str:
+def colab_url(repo_url: str, folder: str, name: str) -> str:
     path = repo_url.removeprefix("https://github.com/")
-    link = f"https://colab.research.google.com/github/{path}/blob/main/{folder}/{name}"
-    return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({link})"
+    return f"https://colab.research.google.com/github/{path}/blob/main/{folder}/{name}"
+
+
+def colab_badge(repo_url: str, folder: str, name: str) -> str:
+    """The Colab badge of the README's syllabus (read online, where the image loads)."""
+    badge = "https://colab.research.google.com/assets/colab-badge.svg"
+    return f"[![Open In Colab]({badge})]({colab_url(repo_url, folder, name)})"
+
+
+def colab_link(repo_url: str, folder: str, name: str) -> str:
+    """The Colab link at the top of a notebook: text, which works in an offline classroom."""
+    return f"[Open in Colab]({colab_url(repo_url, folder, name)})"
 
 
 def install_line(repo_url: str, version: str) -> str:
@@ -93,7 +104,7 @@ def _stub(source: str, begin: str, end: str, stub: str) -> str:
 def normalize(
     nb: nbformat.NotebookNode, repo_url: str, version: str, folder: str, name: str
 ) -> None:
-    """Strip outputs and volatile metadata; regenerate badge and install line (in place)."""
+    """Strip outputs and volatile metadata; regenerate Colab link and install line (in place)."""
     nb.metadata = {k: v for k, v in nb.metadata.items() if k in KEPT_NOTEBOOK_METADATA}
     if "language_info" in nb.metadata:
         nb.metadata["language_info"] = {"name": "python"}
@@ -104,7 +115,7 @@ def normalize(
             cell.execution_count = None
             cell.source = INSTALL_RE.sub(install_line(repo_url, version), cell.source)
         elif cell.cell_type == "markdown":
-            cell.source = BADGE_RE.sub(colab_badge(repo_url, folder, name), cell.source)
+            cell.source = COLAB_LINK_RE.sub(colab_link(repo_url, folder, name), cell.source)
 
 
 def learner_version(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
