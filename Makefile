@@ -1,4 +1,4 @@
-# `make lab` opens the course in JupyterLab; `make test` runs the whole test suite; `make lint`
+# `make lab` opens the course in JupyterLab (at the repository root, on notebook 00); `make test` runs the whole test suite; `make lint`
 # checks style (ruff) without changing a file, `make format` fixes what ruff can fix.
 # Each target creates the virtual environment .venv on first use: a machine needs only Python >= 3.10
 # and make.
@@ -18,8 +18,10 @@ $(INSTALLED): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
 	@touch $@
 
+# The server starts at the repository root, so that the file browser reaches notebooks/ and
+# solutions/ alike, and opens notebook 00.
 lab: $(INSTALLED)
-	$(BIN)/jupyter lab $(LAB_ARGS) notebooks/
+	$(BIN)/jupyter lab --ServerApp.root_dir=. $(LAB_ARGS) notebooks/00_setup_and_tour.ipynb
 
 test: $(INSTALLED)
 	COURSE_PROFILE=smoke $(BIN)/python -m pytest

@@ -1,6 +1,15 @@
-"""The repository's promises: one install, lint and test commands, the same packages everywhere."""
+"""The repository's promises: one install, lint and test commands, the same packages everywhere,
+and a `make lab` that reaches every folder a learner needs."""
 
+import os
 import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -75,3 +84,50 @@ def test_the_license_file_matches_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["license"] == "MIT" and project["license-files"] == ["LICENSE"]
     assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+
+
+def test_make_lab_serves_notebooks_and_solutions_and_opens_notebook_00(tmp_path):
+    """A learner stuck on an exercise opens its solution from JupyterLab's file browser: the
+    server `make lab` starts must reach solutions/ too (it started in notebooks/ before)."""
+    if shutil.which("make") is None:
+        pytest.skip("needs make")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = "course-test"
+    args = f"--no-browser --allow-root --port={port} --ServerApp.token={token}"
+    env = os.environ | {"JUPYTER_RUNTIME_DIR": str(tmp_path)}
+    server = subprocess.Popen(
+        ["make", "-s", "lab", f"LAB_ARGS={args}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+
+        def status(path: str) -> int:
+            url = f"http://127.0.0.1:{port}/api/contents/{path}?content=0&token={token}"
+            try:
+                with urllib.request.urlopen(url, timeout=5) as reply:
+                    return reply.status
+            except urllib.error.HTTPError as error:
+                return error.code
+
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                first = status("notebooks")
+                break
+            except OSError:  # not listening yet
+                assert server.poll() is None and time.monotonic() < deadline, "lab did not start"
+                time.sleep(0.5)
+        assert first == 200
+        assert status("solutions") == 200
+        assert status("solutions/00_setup_and_tour.ipynb") == 200
+        opened = "".join(p.read_text() for p in tmp_path.glob("jpserver-file-to-run-*-open.html"))
+        assert "/lab/tree/notebooks/00_setup_and_tour.ipynb" in opened
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
