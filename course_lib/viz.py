@@ -133,8 +133,9 @@ def label_points(
     """Label each point with its name, so that no two labels overlap wherever the points land.
 
     Points closer than ``tolerance`` of the axes' span (in x and in y) share one label, a name
-    per line; each remaining label that would overlap one placed before it (from the top down)
-    is moved down just below it. Call it after the axes' limits are set. Returns the labels.
+    per line; labels are kept inside the axes (clear of the title), and each label that would
+    overlap one placed before it (from the top down) is moved down just below it. Call it after
+    the axes' limits are set. Returns the labels.
     """
     (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
     groups: list[tuple[tuple[float, float], list[str]]] = []
@@ -158,6 +159,13 @@ def label_points(
     ]
     renderer = ax.figure.canvas.get_renderer()
     points_per_pixel = 72.0 / ax.figure.dpi
+    frame = ax.get_window_extent(renderer)
+    for text in texts:  # inside the axes: a label above the top would cover the title
+        box = text.get_window_extent(renderer)
+        dx, dy = text.xyann
+        dx -= max(0.0, box.x1 - frame.x1 + 2.0) * points_per_pixel
+        dy -= max(0.0, box.y1 - frame.y1 + 2.0) * points_per_pixel
+        text.xyann = (dx, dy)
     placed: list[Bbox] = []
     for text in sorted(texts, key=lambda t: -t.xy[1]):
         for _ in range(len(texts)):  # each move clears one placed label; the list is finite

@@ -81,4 +81,6 @@ def test_label_points_keeps_every_label_readable():
         if boxes[i].overlaps(boxes[j])
     ]
     assert not overlapping
+    frame = ax.get_window_extent(renderer)
+    assert all(frame.x0 <= b.x0 and b.x1 <= frame.x1 and b.y1 <= frame.y1 for b in boxes)
     plt.close(fig)
