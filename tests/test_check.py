@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 import course_lib.exercises
 from course_lib import check
@@ -83,7 +85,7 @@ def test_a_wrong_answer_reports_the_first_failing_case(capsys, monkeypatch):
 
     returned = check.exercise("gan.d_loss_bce", naive_d_loss)
     out = capsys.readouterr().out
-    assert "case 4/4 differs" in out and "expected" in out and "got" in out
+    assert "case 4/5 differs" in out and "expected" in out and "got" in out
     assert returned is check.lookup("gan.d_loss_bce").reference
 
 
@@ -141,6 +143,77 @@ def test_discriminator_check_rejects_a_different_architecture():
                         setattr(child, child_name, nn.Identity())
 
     assert not check.verify("dcgan.discriminator", NoBatchNorm).passed
+
+
+# ------------------------------------------------- the classic mistakes the notebooks warn about
+
+
+def naive_nonsaturating(logits_fake):
+    return -torch.log(torch.sigmoid(logits_fake)).mean()  # inf once sigmoid underflows to 0
+
+
+def per_example_bce(logits_real, logits_fake):
+    return (F.softplus(-logits_real) + F.softplus(logits_fake)).mean()  # needs N == M
+
+
+def per_example_hinge(logits_real, logits_fake):
+    return (F.relu(1 - logits_real) + F.relu(1 + logits_fake)).mean()
+
+
+def penalty_without_create_graph(critic, real, fake):
+    eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), dtype=real.dtype)
+    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat)  # right value, no path to weights
+    return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+
+def one_sided_penalty(critic, real, fake):
+    eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), dtype=real.dtype)
+    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return F.relu(grad.flatten(1).norm(dim=1) - 1).pow(2).mean()  # only penalizes norms > 1
+
+
+class DefaultSlopeDiscriminator(nn.Module):
+    """DCGAN's discriminator with PyTorch's default LeakyReLU slope 0.01 instead of 0.2."""
+
+    def __new__(cls, image_size, channels, width):
+        from course_lib.gan import models
+
+        module = models.DCGANDiscriminator(image_size=image_size, channels=channels, width=width)
+        for parent in list(module.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, nn.LeakyReLU):
+                    setattr(parent, name, nn.LeakyReLU())
+        return module
+
+
+@pytest.mark.parametrize(
+    "key, wrong",
+    [
+        ("gan.g_loss_nonsaturating", naive_nonsaturating),
+        ("gan.d_loss_bce", per_example_bce),
+        ("losses.d_loss_hinge", per_example_hinge),
+        ("losses.gradient_penalty", penalty_without_create_graph),
+        ("losses.gradient_penalty", one_sided_penalty),
+        ("dcgan.discriminator", DefaultSlopeDiscriminator),
+    ],
+)
+def test_the_checks_reject_the_classic_mistakes(key, wrong):
+    """Each wrong answer is one the notebooks warn about; each passed an earlier version of
+    its check (review-00-05, top-10 #5)."""
+    result = check.verify(key, wrong)
+    assert result.status == "fail", result.message
+
+
+def test_the_gradient_penalty_check_passes_an_answer_with_create_graph():
+    def with_create_graph(critic, real, fake):
+        eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), dtype=real.dtype)
+        x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+        (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+        return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+    assert check.verify("losses.gradient_penalty", with_create_graph).passed
 
 
 def test_unknown_exercise_is_a_clear_error():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -38,15 +39,21 @@ def init_statistics(init_fn: Callable[[nn.Module], None], case: tuple[int]) -> t
 
 
 def module_signature(cls: Callable[..., nn.Module], case: tuple[int, int]) -> tuple[Any, ...]:
-    """Build ``cls(image_size, channels, width=8)``; return its output shape, size and layers."""
+    """Build ``cls(image_size, channels, width=8)``; return its output shape, size and layers.
+
+    Layers are compared by their repr without ``inplace``: kernel, stride, padding, bias and
+    LeakyReLU's slope count (0.01, PyTorch's default, instead of DCGAN's 0.2 is a mistake).
+    """
     image_size, channels = case
     torch.manual_seed(0)
     module = cls(image_size=image_size, channels=channels, width=8)
     x = torch.randn(5, channels, image_size, image_size)
     out = module(x)
-    layer_types = tuple(type(m).__name__ for m in module.modules() if not list(m.children()))
+    layers = tuple(
+        re.sub(r",? ?inplace=True", "", repr(m)) for m in module.modules() if not list(m.children())
+    )
     n_params = sum(p.numel() for p in module.parameters())
-    return tuple(out.shape), n_params, layer_types
+    return tuple(out.shape), n_params, layers
 
 
 EXERCISES: dict[str, Exercise] = {
