@@ -90,8 +90,11 @@ def spectral_norm_(module: nn.Module, n_power_iterations: int = 1) -> nn.Module:
     """Spectral normalization of every Conv*, ConvTranspose* and Linear layer, in place.
 
     Each weight W is used as W / sigma(W), sigma = its largest singular value estimated by
-    ``n_power_iterations`` of power iteration per training forward pass, so each layer is
-    1-Lipschitz (with 1-Lipschitz activations such as LeakyReLU, so is D).
+    ``n_power_iterations`` of power iteration per training forward pass. A Linear layer is then
+    1-Lipschitz; a convolution's kernel is normalized as an (out, in*k*k) matrix, and since each
+    input pixel lies in up to ceil(k/s)^2 patches (kernel k, stride s) the convolution's
+    Lipschitz constant is at most ceil(k/s) (2 for 4x4 stride-2 layers). With 1-Lipschitz
+    activations such as LeakyReLU, D's Lipschitz constant is bounded by the architecture.
     Reference: Miyato et al. 2018, arXiv:1802.05957, eq. 8 and Algorithm 1; implemented with
     ``torch.nn.utils.parametrizations.spectral_norm``. Meant for D; BatchNorm layers are left as
     they are (the paper's SN-GANs use none in D: build D with ``norm="none"``).
