@@ -15,10 +15,20 @@ def _fail(message: str, hint: str) -> None:
     raise ValueError(f"{message}; {hint}." if hint else f"{message}.")
 
 
+def shown(value: object) -> str:
+    """``value`` for a one-line message: a tensor or array by type and shape, other values by
+    their repr with whitespace collapsed, at most 60 characters."""
+    shape = getattr(value, "shape", None)
+    if shape is not None and not isinstance(value, int | float):
+        return f"a {type(value).__name__} of shape {tuple(shape)}"
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def check_int(name: str, value: object, minimum: int = 1, hint: str = "") -> int:
     """``value`` as an int >= ``minimum`` (bools are refused: ``True`` is no step count)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        _fail(f"{name} must be an int >= {minimum}, got {value!r}", hint)
+        _fail(f"{name} must be an int >= {minimum}, got {shown(value)}", hint)
     return value  # type: ignore[return-value]
 
 
@@ -42,15 +52,15 @@ def check_number(
         if maximum is not None:
             bounds.append(f"<= {maximum:g}")
         what = "a finite number" + (" " + " and ".join(bounds) if bounds else "")
-        _fail(f"{name} must be {what}, got {value!r}", hint)
+        _fail(f"{name} must be {what}, got {shown(value)}", hint)
     return float(value)  # type: ignore[arg-type]
 
 
 def check_choice(name: str, value: object, choices: Container[object], hint: str = "") -> object:
     """``value`` if it is one of ``choices`` (bools are refused where numbers are expected)."""
     if isinstance(value, bool) or value not in choices:
-        shown = ", ".join(map(repr, choices)) if isinstance(choices, tuple | list) else choices
-        _fail(f"{name} must be one of {shown}, got {value!r}", hint)
+        options = ", ".join(map(repr, choices)) if isinstance(choices, tuple | list) else choices
+        _fail(f"{name} must be one of {options}, got {shown(value)}", hint)
     return value
 
 

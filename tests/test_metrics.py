@@ -942,3 +942,23 @@ def test_new_metrics_on_cuda(classifier, digits):
     assert metrics.ssim_diversity(x[:50].cuda(), n_pairs=40) == pytest.approx(
         metrics.ssim_diversity(x[:50], n_pairs=40), rel=1e-4
     )
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: metrics.DigitClassifier(width=-1), "width must be an int >= 1, got -1"),
+        (lambda: metrics.mode_coverage(torch.zeros(4, 2), None), "distribution must have centers"),
+        (
+            lambda: metrics.kid_from_features(
+                np.zeros((4, 3)), np.zeros((4, 3)), seed=torch.ones(3, 3)
+            ),
+            r"seed must be an int >= 0, got a Tensor of shape \(3, 3\)",
+        ),
+        (lambda: metrics.ssim_diversity(torch.zeros(4, 1, 28, 28) - 1, seed=1.5), "seed must be"),
+    ],
+)
+def test_bad_arguments_get_one_line_naming_them(call, match):
+    with pytest.raises(ValueError, match=match) as error:
+        call()
+    assert "\n" not in str(error.value)  # a tensor argument is described, not printed

@@ -179,6 +179,8 @@ def test_diff_augment_is_differentiable_and_keeps_shapes():
 def test_diff_augment_rejects_bad_input():
     with pytest.raises(ValueError, match="policy"):
         tricks.DiffAugment("flip")
+    with pytest.raises(ValueError, match="policy must be a string such as"):
+        tricks.DiffAugment(["color"])
     with pytest.raises(ValueError, match="images"):
         tricks.DiffAugment()(torch.randn(4, 2), 0)
 

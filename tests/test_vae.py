@@ -93,7 +93,7 @@ def test_reparameterize_samples_the_right_gaussian_and_gradients_flow():
     eps = torch.randn(3, 2)
     z = vae.reparameterize(torch.zeros(3, 2), torch.zeros(3, 2), eps=eps)
     assert torch.equal(z, eps)
-    with pytest.raises(ValueError, match="eps must have the shape of mu"):
+    with pytest.raises(ValueError, match="eps must be a tensor of the shape of mu"):
         vae.reparameterize(torch.zeros(3, 2), torch.zeros(3, 2), eps=torch.zeros(2, 3))
 
 

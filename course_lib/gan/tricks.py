@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrizations, parametrize
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from course_lib._checks import shown
 from course_lib.data.augment import translate
 from course_lib.gan import losses, models
 
@@ -250,6 +251,10 @@ class DiffAugment:
     """
 
     def __init__(self, policy: str = "color,translation,cutout"):
+        if not isinstance(policy, str):
+            raise ValueError(
+                f"policy must be a string such as 'color,translation,cutout', got {shown(policy)}."
+            )
         names = [p.strip() for p in policy.split(",") if p.strip()]
         unknown = [p for p in names if p not in DIFF_AUGMENT_POLICIES]
         if not names or unknown:

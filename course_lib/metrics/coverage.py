@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from course_lib._checks import check_number, shown
 from course_lib.data.toy import GaussianMixture2D
 from course_lib.metrics.distances import as_float64
 from course_lib.metrics.quality import classifier_logits
@@ -51,14 +52,18 @@ def mode_coverage(
     Shapes: samples (N, D) with D = centers.shape[1] (2); distribution has ``centers`` (K, D)
     and ``std`` (float) -> ModeCoverage.
     """
+    if not hasattr(distribution, "centers") or not hasattr(distribution, "std"):
+        raise ValueError(
+            f"distribution must have centers and std (a data.GaussianMixture2D, e.g. "
+            f"data.ring()), got {shown(distribution)}."
+        )
     centers = as_float64(distribution.centers, "distribution.centers", 2)
     x = as_float64(samples, "samples", 2)
     if x.shape[0] == 0 or x.shape[1] != centers.shape[1]:
         raise ValueError(
             f"samples must have shape (N, {centers.shape[1]}) with N >= 1; got {tuple(x.shape)}."
         )
-    if not n_std > 0:
-        raise ValueError(f"n_std must be > 0; got {n_std}.")
+    n_std = check_number("n_std", n_std, 0.0, strict=True)
     if not distribution.std > 0:
         raise ValueError(f"distribution.std must be > 0; got {distribution.std}.")
     n = x.shape[0]

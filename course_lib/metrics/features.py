@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from course_lib._checks import check_int
 from course_lib._io import eval_mode
 from course_lib.metrics.distances import fid_from_features, kid_from_features
 
@@ -44,6 +45,9 @@ class DigitClassifier(nn.Module):
 
     def __init__(self, width: int = 16, feature_dim: int = 128, n_classes: int = 10) -> None:
         super().__init__()
+        check_int("width", width, 1)
+        check_int("feature_dim", feature_dim, 1)
+        check_int("n_classes", n_classes, 2)
 
         def block(c_in: int, c_out: int) -> list[nn.Module]:
             return [

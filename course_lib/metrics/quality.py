@@ -7,6 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from course_lib._checks import check_int
 from course_lib.metrics.distances import ArrayLike, as_float64, check_feature_pair
 from course_lib.metrics.features import (
     Extractor,
@@ -183,8 +184,9 @@ def ssim_diversity(
             f"images must be at least 11x11 (the SSIM window); got {tuple(images.shape[-2:])}. "
             "Upsample small images first, e.g. with F.interpolate."
         )
-    if n_pairs < 1 or batch_size < 1:
-        raise ValueError(f"n_pairs and batch_size must be >= 1; got {n_pairs} and {batch_size}.")
+    check_int("n_pairs", n_pairs, 1)
+    check_int("batch_size", batch_size, 1)
+    check_int("seed", seed, 0)
     from torchmetrics.functional.image import structural_similarity_index_measure
 
     g = torch.Generator().manual_seed(seed)

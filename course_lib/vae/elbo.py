@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from course_lib._checks import check_int, check_number
+from course_lib._checks import check_int, check_number, shown
 from course_lib._io import as_float32
 from course_lib.vae.models import VAE
 
@@ -64,10 +64,9 @@ def reparameterize(
     _check_pair(mu, logvar)
     if eps is None:
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-    elif eps.shape != mu.shape:
-        raise ValueError(
-            f"eps must have the shape of mu {tuple(mu.shape)}, got {tuple(eps.shape)}."
-        )
+    elif not isinstance(eps, Tensor) or eps.shape != mu.shape:
+        got = tuple(eps.shape) if isinstance(eps, Tensor) else shown(eps)
+        raise ValueError(f"eps must be a tensor of the shape of mu {tuple(mu.shape)}, got {got}.")
     return mu + torch.exp(0.5 * logvar) * eps
 
 
@@ -229,6 +228,11 @@ def free_bits_kl(kl_per_dim: Tensor, free_bits: float, groups: int | None = None
     L~_lambda with the max over each group's minibatch-averaged KL).
     Shapes: kl_per_dim (N, d) -> scalar.
     """
+    if not isinstance(kl_per_dim, Tensor) or kl_per_dim.dim() != 2:
+        got = tuple(kl_per_dim.shape) if isinstance(kl_per_dim, Tensor) else shown(kl_per_dim)
+        raise ValueError(
+            f"kl_per_dim must be a tensor (N, latent_dim), got {got}; pass ELBOTerms.kl_per_dim."
+        )
     if kl_per_dim.dim() != 2:
         raise ValueError(
             f"kl_per_dim must have shape (N, latent_dim), got {tuple(kl_per_dim.shape)}; "
