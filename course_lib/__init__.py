@@ -20,4 +20,4 @@ runs at import time):
   the families share (argument checks, atomic writes, seeds, eval mode).
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
