@@ -22,18 +22,32 @@ class LossExplodedError(NonFiniteLossError):
     diverged. A subclass of :class:`NonFiniteLossError`, so one ``except`` catches both."""
 
 
-def first_nonfinite(row: Mapping[str, float], keys: tuple[str, ...]) -> str | None:
-    """The first of ``keys`` whose value in ``row`` is NaN or infinite, or None."""
-    return next((k for k in keys if not math.isfinite(row[k])), None)
+MAX_ABS_LOSS = 1e6
+"""The default ``Trainer.max_abs_loss``: a logged value of larger magnitude stops the run with
+:class:`LossExplodedError` before it can overwrite a good checkpoint (a loss that explodes stays
+finite for many steps before it turns into NaN). The course's healthy values stay far below:
+BCE ~ 1, an ELBO of 28x28 images ~ 1e2-1e3 nats, critic values in the thousands at most."""
 
 
-def first_exploded(
-    row: Mapping[str, float], keys: tuple[str, ...], max_abs: float | None
-) -> str | None:
-    """The first of ``keys`` whose value in ``row`` has magnitude above ``max_abs``, or None."""
-    if max_abs is None:
-        return None
-    return next((k for k in keys if abs(row[k]) > max_abs), None)
+def diverged(
+    row: Mapping[str, float], keys: tuple[str, ...], max_abs: float | None, first_step: int
+) -> tuple[type[NonFiniteLossError], str] | None:
+    """Whether a history row shows divergence: the first of ``keys`` that is NaN or infinite
+    (:class:`NonFiniteLossError`), else the first whose magnitude exceeds ``max_abs``
+    (:class:`LossExplodedError`), with what to say about it; None for a healthy row. The row
+    holds the means of steps ``first_step`` to ``row["step"]``."""
+    last = int(row["step"])
+    span = f"step {last}" if first_step == last else f"steps {first_step}-{last}"
+    key = next((k for k in keys if not math.isfinite(row[k])), None)
+    if key is not None:
+        return NonFiniteLossError, f"{key} is {row[key]} ({span})"
+    key = None if max_abs is None else next((k for k in keys if abs(row[k]) > max_abs), None)
+    if key is not None:
+        return LossExplodedError, (
+            f"{key} is {row[key]:.3g} ({span}), beyond max_abs_loss={max_abs:g}: the run "
+            "diverged (set trainer.max_abs_loss = None if such values are normal here)"
+        )
+    return None
 
 
 def nonfinite_module(stateful: Mapping[str, Any]) -> str | None:

@@ -44,10 +44,9 @@ from course_lib.train.checkpoint import (
     save_checkpoint,
 )
 from course_lib.train.guard import (
-    LossExplodedError,
+    MAX_ABS_LOSS,
     NonFiniteLossError,
-    first_exploded,
-    first_nonfinite,
+    diverged,
     nonfinite_message,
     nonfinite_module,
 )
@@ -82,11 +81,9 @@ class Trainer:
     and the data order; it does not initialize the models.
     """
 
-    max_abs_loss: float | None = 1e6
-    """A logged value of larger magnitude stops the run (:class:`LossExplodedError`) before it
-    can overwrite a good checkpoint: a loss that explodes stays finite for many steps before it
-    turns into NaN. The course's losses stay far below (BCE ~ 1, an ELBO of 28x28 images ~ 1e3
-    nats); set ``trainer.max_abs_loss = None`` (or a larger value) where huge values are normal."""
+    max_abs_loss: float | None = MAX_ABS_LOSS
+    """A logged value of larger magnitude stops the run (see :data:`guard.MAX_ABS_LOSS`); set
+    ``trainer.max_abs_loss = None`` (or a larger value) where huge values are normal."""
 
     def __init__(
         self,
@@ -183,19 +180,18 @@ class Trainer:
 
         ``data``: a float tensor (N, ...), a ``TensorDataset`` (the step gets a tuple with a batch
         of each tensor) or a function ``sample(n, generator)``; see :func:`make_batches`.
-        A history row holds the means of the tensors the step returns since the previous row,
-        and the last value of the plain numbers it returns (a KL weight, a learning rate).
         ``steps`` is the total to reach: after resuming at step 600, ``steps=1000`` runs 400.
-        A history row is written every ``log_every`` steps (default ``steps // 100``, at least 1),
-        at the last step, and where a callback or a checkpoint runs; the step's values stay on
-        the device between rows, so the GPU never waits for Python. A callback runs every
+        A history row (the means of the step's tensors since the previous row, the last value of
+        its plain numbers) is written every ``log_every`` steps (default ``steps // 100``, at
+        least 1), at the last step and where a callback or a checkpoint runs; between rows the
+        values stay on the device, so the GPU never waits for Python. A callback runs every
         ``cb.every`` steps (and at the last step if it has ``at_end = True``); what it returns
         goes into the row. With ``checkpoint_path``: if the file exists and nothing has trained
         yet, the run resumes from it; a checkpoint is written every ``checkpoint_every`` steps and
         at the end. Raises :class:`NonFiniteLossError` when a logged value or the weights before a
-        checkpoint are NaN/inf, and :class:`LossExplodedError` (a subclass) when a logged value
-        exceeds :attr:`max_abs_loss` in magnitude; the last good checkpoint is never overwritten.
-        The data, the checkpoint's folder and every argument are checked before the first step.
+        checkpoint are NaN/inf, or a logged value exceeds :attr:`max_abs_loss` (its subclass
+        ``LossExplodedError``); the last good checkpoint is never overwritten. Data, paths and
+        arguments are checked before the first step.
         """
         check_int("steps", steps, 0)
         check_int("batch_size", batch_size, 1)
@@ -213,14 +209,12 @@ class Trainer:
             device=self.device,
             sampler_generator=lambda: self.generator("data", cpu=True),
         )
-        # a bad path fails now, not at the first save minutes later
-        path = (
-            None if checkpoint_path is None else check_file_path(checkpoint_path, "checkpoint_path")
-        )
-        resumed = False
-        if path is not None and self.step == 0 and path.exists():
-            self.resume(path)
-            resumed = True
+        path = None if checkpoint_path is None else Path(checkpoint_path)
+        if path is not None:  # a bad path fails now, not at the first save minutes later
+            check_file_path(path, "checkpoint_path")
+        resumed = path is not None and self.step == 0 and path.exists()
+        if resumed:
+            self.resume(path)  # type: ignore[arg-type]
         if self._resumed_spec is not None and self._resumed_spec != spec:
             raise CheckpointError(
                 f"the checkpoint's run used {self._resumed_spec}, this fit uses {spec}; "
@@ -323,30 +317,17 @@ class Trainer:
         count: int,
     ) -> dict[str, float]:
         """The means of the step's tensors since the last row (one device sync) and the last
-        value of its plain numbers (e.g. the KL weight of a schedule), behind the NaN guard.
-
-        A non-finite row is appended to the history (to be seen in plots), then raised.
+        value of its plain numbers (e.g. the KL weight of a schedule), behind the divergence
+        guard: a diverged row is appended to the history (to be seen in plots), then raised.
         """
         means = dict(zip(tensor_keys, (total / count).tolist(), strict=True))
         row: dict[str, float] = {"step": self.step}
         row.update({k: means[k] if k in means else last[k] for k in keys})
-        nonfinite = first_nonfinite(row, keys)
-        exploded = None if nonfinite else first_exploded(row, keys, self.max_abs_loss)
-        if nonfinite or exploded:
+        found = diverged(row, keys, self.max_abs_loss, self.step - count + 1)
+        if found is not None:
             self.history.append(row)
-            first = self.step - count + 1
-            span = f"step {first}" if first == self.step else f"steps {first}-{self.step}"
-            if nonfinite:
-                raise NonFiniteLossError(
-                    self.nonfinite(f"{nonfinite} is {row[nonfinite]} ({span})")
-                )
-            raise LossExplodedError(
-                self.nonfinite(
-                    f"{exploded} is {row[exploded]:.3g} ({span}), beyond max_abs_loss="
-                    f"{self.max_abs_loss:g}: the run diverged (set trainer.max_abs_loss = None "
-                    "if such values are normal here)"
-                )
-            )
+            error, what = found
+            raise error(self.nonfinite(what))
         return row
 
     def nonfinite(self, what: str) -> str:
