@@ -136,6 +136,11 @@ def check_module_state(name: str, module: nn.Module, saved: Any, source: str) ->
         )
 
 
+PARAMETER_SHAPED = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer", "square_avg")
+"""Optimizer states with the shape of their parameter (Adam/AdamW, SGD, RMSprop); others, such
+as Adafactor's factored moments, have shapes of their own and are not compared."""
+
+
 def check_optimizer_state(
     name: str, optimizer: torch.optim.Optimizer, saved: Any, source: str
 ) -> None:
@@ -163,7 +168,7 @@ def check_optimizer_state(
                 for i, entry in saved["state"].items()
                 if i in params and isinstance(entry, Mapping)
                 for key, v in entry.items()
-                if isinstance(v, Tensor) and v.dim() > 0 and v.shape != params[i].shape
+                if key in PARAMETER_SHAPED and isinstance(v, Tensor) and v.shape != params[i].shape
             ),
             None,
         )
