@@ -138,7 +138,7 @@ def check_file_path(
     path: str | os.PathLike[str], argument: str, example: str = "checkpoint.pt"
 ) -> Path:
     """Make sure ``path`` can be written as a file: not a folder, in a folder that is (or can
-    be made) writable (see :func:`check_folder`); remove leftovers of killed writes to it.
+    be made) writable (see :func:`check_folder`).
 
     ValueError with one line naming ``argument`` otherwise. For the paths a run writes later
     (checkpoints, the best weights, logs): call it before the first step.
@@ -147,7 +147,6 @@ def check_file_path(
     if path.is_dir():
         raise ValueError(f"{argument} {path} is a folder; pass a file path, e.g. {path / example}.")
     check_folder(path.parent, f"the folder of {argument}")
-    remove_leftovers(path)
     return path
 
 

@@ -244,7 +244,12 @@ def extract_features(
     afterwards), in batches of ``batch_size`` on the extractor's device.
     Shapes: images (N, C, H, W) in [-1, 1] -> features (N, F), float64, on the CPU.
     """
-    extractor = checked_extractor(extractor, images=images)
+    return features_of(images, checked_extractor(extractor, images=images), batch_size)
+
+
+def features_of(images: Tensor, extractor: Extractor, batch_size: int = 500) -> Tensor:
+    """:func:`extract_features` for images that :func:`checked_extractor` has already checked
+    (the metrics check each set once, then extract: one range check per set)."""
     fn = extractor.features if hasattr(extractor, "features") else extractor
     feats = run_batched(fn, extractor, images, batch_size, "images")
     if feats.dim() != 2 or feats.shape[0] != images.shape[0]:
@@ -267,9 +272,7 @@ def fid(images_a: Tensor, images_b: Tensor, extractor: Extractor | None = None) 
     Shapes: images (N, C, H, W), (M, C, H, W) in [-1, 1], N, M >= 2 -> float (>= 0).
     """
     extractor = checked_extractor(extractor, images_a=images_a, images_b=images_b)
-    return fid_from_features(
-        extract_features(images_a, extractor), extract_features(images_b, extractor)
-    )
+    return fid_from_features(features_of(images_a, extractor), features_of(images_b, extractor))
 
 
 def kid(
@@ -289,8 +292,8 @@ def kid(
     """
     extractor = checked_extractor(extractor, images_a=images_a, images_b=images_b)
     return kid_from_features(
-        extract_features(images_a, extractor),
-        extract_features(images_b, extractor),
+        features_of(images_a, extractor),
+        features_of(images_b, extractor),
         n_subsets=n_subsets,
         subset_size=subset_size,
         seed=seed,

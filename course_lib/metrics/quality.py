@@ -13,7 +13,7 @@ from course_lib.metrics.features import (
     Extractor,
     check_images,
     checked_extractor,
-    extract_features,
+    features_of,
     run_batched,
 )
 
@@ -155,7 +155,7 @@ def precision_recall(
     """
     extractor = checked_extractor(extractor, images_real=images_real, images_fake=images_fake)
     return precision_recall_from_features(
-        extract_features(images_real, extractor), extract_features(images_fake, extractor), k=k
+        features_of(images_real, extractor), features_of(images_fake, extractor), k=k
     )
 
 

@@ -75,9 +75,8 @@ class JSONLLogger(_HistorySink):
 
     def __init__(self, path: str | os.PathLike[str], every: int):
         super().__init__(every)
-        self.path = check_file_path(
-            path, "path", "log.jsonl"
-        )  # now: the first write may come minutes later
+        # checked now: the first write may come minutes into a run
+        self.path = check_file_path(path, "path", "log.jsonl")
 
     def _rewrite(self, rows: Sequence[Mapping[str, float]]) -> None:
         text = "".join(_json_line(row) for row in rows).encode()
