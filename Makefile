@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 LINT_PATHS := course_lib tests tools benchmarks
 
-.PHONY: install lab test lint format notebooks benchmark
+.PHONY: install lab test lint format notebooks benchmark check-prose
 
 install: $(INSTALLED)
 
@@ -39,3 +39,8 @@ notebooks: $(INSTALLED)
 
 benchmark: $(INSTALLED)
 	$(BIN)/python benchmarks/trainer_vs_loop.py
+
+# Runs every notebook of solutions/ on the cpu profile (about 40 min on 2 cores) and checks that
+# each number quoted in its prose is printed by that run (tools/check_prose.py).
+check-prose: $(INSTALLED)
+	$(BIN)/python tools/check_prose.py --execute
