@@ -16,8 +16,10 @@ runs at import time):
 - ``search/``: hyperparameter search with Optuna.
 - ``data/``: toy mixtures, the offline ``digits28`` set, loaders, augmentations.
 - ``exercises/``: each notebook's exercise cases; ``check``: the exercise mechanism.
+- ``report``: the measurement method (mean ± std over seeds, the one paired verdict rule and its
+  false-positive rate, tables, a settings x seeds runner, a stopwatch).
 - ``runtime`` (device, seeds, run profile), ``viz`` (figures); ``_checks`` and ``_io`` hold what
   the families share (argument checks, atomic writes, seeds, eval mode).
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
