@@ -147,9 +147,16 @@ class Table:
             max(len(r[i]) for r in [self.columns, *self.rows]) for i in range(len(self.columns))
         ]
 
+        text_columns = {  # words are left-aligned, numbers right-aligned
+            i for i in range(len(self.columns)) if any(r[i][:1].isalpha() for r in self.rows)
+        }
+
         def line(cells: list[str]) -> str:
-            rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
-            return "  ".join([cells[0].ljust(widths[0]), *rest]).rstrip()
+            aligned = [
+                c.ljust(w) if i == 0 or i in text_columns else c.rjust(w)
+                for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+            ]
+            return "  ".join(aligned).rstrip()
 
         lines = ([self.title] if self.title else []) + [line(self.columns)]
         lines += [line(r) for r in self.rows] + ([self.note] if self.note else [])

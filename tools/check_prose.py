@@ -140,15 +140,18 @@ def load_facts() -> dict[str, set[str]]:
     return facts
 
 
-def check(path: Path, facts: dict[str, set[str]]) -> list[Quoted]:
-    cells = json.loads(path.read_text())["cells"]
-    printed = numbers_in(output_text(cells))
+def check(executed: Path, facts: dict[str, set[str]], source: Path | None = None) -> list[Quoted]:
+    """The numbers of ``source``'s prose (default: ``executed``'s own) that ``executed``'s outputs
+    do not print and ``source``'s code does not set. Prose and code come from the source, so a
+    prose edit is checked against the last run without running again."""
+    printed = numbers_in(output_text(json.loads(executed.read_text())["cells"]))
+    cells = json.loads((source or executed).read_text())["cells"]
     code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
     settings = {abs(v) for v in numbers_in(code)}
-    allowed = facts.get(path.name[:2], set())
+    allowed = facts.get(executed.name[:2], set())
     return [
         q
-        for q in prose_numbers(path.name, cells)
+        for q in prose_numbers(executed.name, cells)
         if q.text not in allowed and not backed(q, printed, settings)
     ]
 
@@ -185,7 +188,7 @@ def main() -> int:
         return 2
     facts, failures = load_facts(), []
     for p in sources:
-        failures += check(folder / p.name, facts)
+        failures += check(folder / p.name, facts, source=p)
     for q in failures:
         print(
             f"{q.notebook} cell {q.cell}: {q.text!r} is not printed by the notebook: {q.sentence}"
