@@ -135,7 +135,7 @@ def load_facts() -> dict[str, set[str]]:
     facts: dict[str, set[str]] = {}
     for line in FACTS.read_text().splitlines() if FACTS.exists() else []:
         if line.strip() and not line.startswith("#"):
-            notebook, number = line.split()[:2]
+            notebook, number = (part.strip() for part in line.split("|")[:2])
             facts.setdefault(notebook, set()).add(number)
     return facts
 
