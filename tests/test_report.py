@@ -111,6 +111,9 @@ def test_summary_table_compares_paired_on_the_first_column():
     assert table.column("fid") == ["20.0 ± 8.2", "18.0 ± 7.8"]
     assert table.column("Δ fid (paired)") == ["", "-2.0 ± 0.8"]
     assert table.column("verdict") == ["(reference)", "better (3 of 3 seeds)"]
+    last_line = str(table).splitlines()[-2]  # words are left-aligned, numbers right-aligned
+    assert last_line.endswith("-2.0 ± 0.8  better (3 of 3 seeds)")
+    assert str(table).splitlines()[-3].endswith("  (reference)")
     assert "probability 0.25" in table.note
     with pytest.raises(ValueError, match="same seeds"):
         report.summary_table({("a", 0): {"x": 1.0}, ("b", 1): {"x": 1.0}}, {"x": ".1f"})
