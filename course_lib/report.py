@@ -147,8 +147,10 @@ class Table:
             max(len(r[i]) for r in [self.columns, *self.rows]) for i in range(len(self.columns))
         ]
 
-        text_columns = {  # words are left-aligned, numbers right-aligned
-            i for i in range(len(self.columns)) if any(r[i][:1].isalpha() for r in self.rows)
+        text_columns = {  # words are left-aligned; a column with any number, right-aligned
+            i
+            for i in range(len(self.columns))
+            if not any(r[i][:1] in "0123456789+-−." for r in self.rows)
         }
 
         def line(cells: list[str]) -> str:
