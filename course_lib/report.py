@@ -49,7 +49,7 @@ def mean_std(values: Iterable[float], fmt: str = ".2f") -> str:
     finite = v[~np.isnan(v)]
     if finite.size == 0:
         return "diverged"
-    text = f"{finite.mean():{fmt}} ± {finite.std():{fmt}}"
+    text = f"{finite.mean():{fmt}} ± {finite.std():{fmt.lstrip('+')}}"  # a spread has no sign
     return (
         text if finite.size == v.size else f"{text} ({v.size - finite.size} of {v.size} diverged)"
     )

@@ -182,6 +182,24 @@ def test_digits28_n_is_a_prefix(small, shared_root, tmp_path):
     assert torch.equal(big_x[head], full_x) and torch.equal(big_y[head], full_y)
 
 
+def test_digits28_shuffle_draws_at_random_from_the_whole_split(small, shared_root):
+    full_x, full_y = data.digits28("test", root=shared_root).tensors
+    x, y = data.digits28("test", n=400, shuffle=True, root=shared_root).tensors
+    again = data.digits28("test", n=400, shuffle=True, root=shared_root).tensors
+    assert torch.equal(x, again[0]) and torch.equal(y, again[1])  # a fixed permutation
+    rows = {r.tobytes(): i for i, r in enumerate(full_x.numpy().reshape(len(full_x), -1))}
+    index = [rows[r.tobytes()] for r in x.numpy().reshape(len(x), -1)]
+    assert len(set(index)) == 400 and torch.equal(y, full_y[index])  # distinct rows of the split
+    assert max(index) >= 400  # not the prefix
+    counts = torch.bincount(y, minlength=10)
+    assert counts.max() - counts.min() >= 5  # class counts vary, as i.i.d. draws' do
+    _, _, factors, _ = data.digits28(
+        "test", n=50, shuffle=True, factors=True, root=shared_root
+    ).tensors
+    _, _, all_factors, _ = data.digits28("test", factors=True, root=shared_root).tensors
+    assert torch.equal(factors, all_factors[index[:50]])  # factors follow the same rows
+
+
 def test_digits28_cache_hit_is_identical_and_faster(small, tmp_path):
     start = time.perf_counter()
     cold = data.digits28("test", seed=3, root=tmp_path).tensors
@@ -264,6 +282,7 @@ def test_digits28_default_sizes():
         ({"split": "val"}, "split"),
         ({"seed": "zero"}, "seed"),
         ({"factors": 1}, "factors"),
+        ({"shuffle": "no"}, "shuffle"),
     ],
 )
 def test_digits28_bad_arguments(kwargs, argument, tmp_path):
@@ -521,6 +540,14 @@ def test_load_images_dispatches_offline_sets(small, shared_root):
     want = data.digits28("test", n=50, root=shared_root).tensors
     assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
     assert data.load_images("sklearn_digits", n=7).tensors[0].shape == (7, 1, 8, 8)
+    got = data.load_images("digits28", split="test", n=50, shuffle=True, root=shared_root).tensors
+    want = data.digits28("test", n=50, shuffle=True, root=shared_root).tensors
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+    every = data.sklearn_digits().tensors[0].flatten(1)
+    drawn = data.load_images("sklearn_digits", n=300, shuffle=True).tensors[0].flatten(1)
+    assert not torch.equal(drawn, every[:300])  # not the prefix ...
+    index = [int((every == row).all(1).nonzero()[0, 0]) for row in drawn]
+    assert max(index) >= 300 and len(set(index)) == 300  # ... but distinct images of the split
     assert set(data.IMAGE_DATASETS) == {
         "digits28",
         "sklearn_digits",
@@ -539,6 +566,8 @@ def test_load_images_bad_arguments(tmp_path):
         data.load_images("sklearn_digits", split="test")
     with pytest.raises(ValueError, match=r"\bn="):
         data.load_images("mnist", n=0, root=tmp_path)
+    with pytest.raises(ValueError, match=r"\bshuffle\b"):
+        data.load_images("sklearn_digits", shuffle="yes")
 
 
 def _raising(exc: BaseException) -> type:

@@ -132,18 +132,6 @@ def test_coverage_score_real_collapsed_and_off_mode():
     assert search.coverage_score(torch.zeros(2500, 2), ring) == 0.0
 
 
-def test_format_table_aligns_columns():
-    table = search.format_table(["sampler", "best"], [["grid", "0.5"], ["random", "0.25"]])
-    lines = table.split("\n")
-    assert lines[0] == "sampler  best" and lines[1] == "-------  ----"
-    assert lines[3] == "random   0.25"
-    with pytest.raises(ValueError, match="2 cells"):
-        search.format_table(["a", "b"], [["only one"]])
-
-
-# ------------------------------------------------------------------------------ studies
-
-
 def test_bad_arguments_raise_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="sampler='bayes' is not one of"):
         search.create_study("s", tmp_path, sampler="bayes")

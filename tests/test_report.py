@@ -10,6 +10,8 @@ def test_mean_std_uses_the_population_std_and_counts_diverged_runs():
     assert report.mean_std([1.0, 3.0]) == "2.00 ± 1.00"
     assert report.mean_std([5.0], ".1f") == "5.0 ± 0.0"
     assert report.mean_std([1.0, math.nan, 3.0], ".0f") == "2 ± 1 (1 of 3 diverged)"
+    assert report.mean_std([-1.0, -3.0], "+.2g") == "-2 ± 1"  # the sign is the mean's only
+    assert report.mean_std([1.0, 3.0], "+.2g") == "+2 ± 1"
     assert report.mean_std([math.nan, math.nan]) == "diverged"
     with pytest.raises(ValueError, match="at least one value"):
         report.mean_std([])

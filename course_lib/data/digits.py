@@ -154,6 +154,7 @@ def digits28(
     seed: int = 0,
     root: str | Path | None = None,
     factors: bool = False,
+    shuffle: bool = False,
 ) -> TensorDataset:
     """The course's offline labelled digits: 28x28 grey images rendered from matplotlib's fonts.
 
@@ -166,14 +167,18 @@ def digits28(
     fine for training and comparing models offline, not a substitute for MNIST results.
     Splits are independent random streams (train 20,000, test 5,000 images by default); the
     first ``n`` images of a split are the same whatever ``n``, and every prefix is balanced
-    (each block of 10 holds each digit once). Generated once (seconds) and cached as .npz in
-    ``root`` (default :func:`data_root`), keyed by version, split, seed, size and a hash of the
-    glyphs and renderer settings.
+    (each block of 10 holds each digit once). ``shuffle=True`` instead draws the ``n`` images
+    at random, without replacement, from the whole split (a fixed permutation per ``seed``), so
+    their class counts vary as i.i.d. draws' do: use it for FID/KID reference and floor sets.
+    A generator's samples are i.i.d., and two balanced halves are more alike than two i.i.d.
+    sets, so a floor measured between balanced sets is one no generator can reach.
+    Generated once (seconds) and cached as .npz in ``root`` (default :func:`data_root`), keyed
+    by version, split, seed, size and a hash of the glyphs and renderer settings.
     ``factors=True`` also returns the true factors each image was rendered with (replayed from
     the same random streams, milliseconds): ``render_digits(labels, factors, elastic)``
     reproduces the images exactly. Ground truth for probes and audits.
-    Reference: Simard et al. 2003, ICDAR, Section 2 (elastic distortion; their alpha = 34, here
-    28); LeCun et al. 1998, Proc. IEEE 86(11), Section III-A (MNIST 20x20 box, centre of mass).
+    Reference: Simard et al. 2003, ICDAR (elastic distortion; here alpha = 28); LeCun et al.
+    1998, Proc. IEEE 86(11) (MNIST 20x20 box, centre of mass).
     Shapes: images (N, 1, 28, 28) float32 in [-1, 1], labels (N,) int64 in 0..9; with
     ``factors=True`` also factors (N, 7) float64 (columns :data:`DIGITS28_FACTORS`, font
     names :data:`DIGITS28_FONTS`) and elastic (N, 2, 20, 20) float32 in [-1, 1].
@@ -182,8 +187,10 @@ def digits28(
     check_n(n)
     seed = _check_seed(seed)
     _check_flag("factors", factors)
+    _check_flag("shuffle", shuffle)
     count = DIGITS28_SIZES[split] if n is None else n
-    size = -(-max(DIGITS28_SIZES[split], count) // _CHUNK) * _CHUNK  # whole chunks
+    pool = max(DIGITS28_SIZES[split], count)
+    size = -(-pool // _CHUNK) * _CHUNK  # whole chunks
     name = f"digits28_v{DIGITS28_VERSION}_{split}_seed{seed}_n{size}_{renderer_key(_CHUNK)}.npz"
 
     def generate() -> dict[str, np.ndarray]:
@@ -196,12 +203,16 @@ def digits28(
 
     shapes = {"images": (size, 28, 28), "labels": (size,)}
     arrays = _cached(data_folder(root) / name, shapes, generate)
-    x = _images(arrays["images"][:count])
-    y = torch.from_numpy(arrays["labels"][:count].astype(np.int64))
+    rows = np.arange(count)
+    if shuffle:
+        rows = torch.randperm(pool, generator=torch.Generator().manual_seed(seed))[:count].numpy()
+    x = _images(arrays["images"][rows])
+    y = torch.from_numpy(arrays["labels"][rows].astype(np.int64))
     if not factors:
         return TensorDataset(x, y)
-    draws = [_draw_chunk(_chunk_generator(split, seed, c)) for c in range(-(-count // _CHUNK))]
-    table, elastic = (torch.cat([d[i] for d in draws])[:count] for i in (1, 2))
+    chunks = -(-(int(rows.max()) + 1) // _CHUNK)
+    draws = [_draw_chunk(_chunk_generator(split, seed, c)) for c in range(chunks)]
+    table, elastic = (torch.cat([d[i] for d in draws])[torch.from_numpy(rows)] for i in (1, 2))
     return TensorDataset(x, y, table, elastic)
 
 

@@ -227,7 +227,7 @@ def draw_digit_factors(labels: Tensor, generator: torch.Generator) -> tuple[Tens
     rotation, shear, scale and stroke from the distributions of :data:`DIGITS28_FACTORS`, and an
     elastic field (Simard et al. 2003): uniform noise in [-1, 1] on a 20x20 grid of 2-frame-pixel
     cells per direction, which :func:`render_ink` blurs (sigma = 4 px) and scales (alpha = 28 px).
-    Reference: Simard et al. 2003, ICDAR, Section 2 (elastic distortion).
+    Reference: Simard et al. 2003, ICDAR (elastic distortion).
     Shapes: labels (N,) int64 in 0..9, on the CPU -> factors (N, 7) float64 with columns
     :data:`DIGITS28_FACTORS`, elastic (N, 2, 20, 20) float32 in [-1, 1].
     """
@@ -306,13 +306,13 @@ def render_ink(labels: Tensor, factors: Tensor, elastic: Tensor | None = None) -
     Per image, vectorised: the glyph (font, bar_one, label), warped by the affine map
     A = rotation @ shear @ diag(scale) (times 0.8 so the digit stays in its tile) plus the
     elastic field (Simard et al. 2003: the noise blurred with sigma = 4, times alpha = 28 frame
-    pixels, milder than their 34 so serif hairlines survive), both in one grid_sample; the
+    pixels, kept mild so serif hairlines survive), both in one grid_sample; the
     stroke set by a soft threshold of the pre-blurred glyph (a smooth dilation, never thinner
     than the font); then MNIST framing: the ink's bounding box is scaled into 20x20 (aspect
     kept) and its centre of mass put at the centre of the 28x28 field by area resampling
     (anti-aliased). No translation: the framing would undo it. ``elastic=None``: no field.
-    Reference: Simard et al. 2003, ICDAR, Section 2; LeCun et al. 1998, Proc. IEEE 86(11),
-    Section III-A (MNIST 20x20 box, centre of mass).
+    Reference: Simard et al. 2003, ICDAR; LeCun et al. 1998, Proc. IEEE 86(11)
+    (MNIST 20x20 box, centre of mass).
     Shapes: labels (N,) int64, factors (N, 7) (:data:`DIGITS28_FACTORS`), elastic
     (N, 2, 20, 20) or None -> ink (N, 28, 28) float32 in [0, 1] (1 = ink), on the CPU.
     """

@@ -85,6 +85,7 @@ def load_images(
     n: int | None = None,
     seed: int = 0,
     root: str | Path | None = None,
+    shuffle: bool = False,
 ) -> TensorDataset:
     """Load an image dataset by name as TensorDataset(images in [-1, 1], int64 labels).
 
@@ -92,21 +93,30 @@ def load_images(
     (offline 8x8, train split only), "mnist", "fashion_mnist" (1x28x28) and "cifar10" (3x32x32)
     through torchvision with download=True into ``root`` (default :func:`data_root`). Any
     failure to get a torchvision dataset raises :class:`DatasetUnavailableError`, whose message
-    names the offline alternative. ``n`` keeps the first n images of the split.
+    names the offline alternative. ``n`` keeps the first n images of the split; with
+    ``shuffle=True``, n images drawn at random from the whole split (a fixed permutation per
+    ``seed``), as FID/KID reference and floor sets need (see :func:`digits28`).
     Shapes: images (N, C, H, W) float32, labels (N,) int64.
     """
     if name not in IMAGE_DATASETS:
         raise ValueError(f"name={name!r} is not an image dataset; use one of {IMAGE_DATASETS}.")
     check_split(split)
     check_n(n)
+    if not isinstance(shuffle, bool):
+        raise ValueError(f"shuffle must be True or False, got {shuffle!r}.")
     if name == "digits28":
-        return digits28(split, n=n, seed=seed, root=root)
+        return digits28(split, n=n, seed=seed, root=root, shuffle=shuffle)
     if name == "sklearn_digits":
         if split != "train":
             raise ValueError(
                 f"split={split!r}: sklearn_digits has only split='train' (1,797 images); "
                 "hold out part of it yourself."
             )
-        return sklearn_digits(n)
-    images, labels = _torchvision_images(name, split, data_folder(root)).tensors
-    return TensorDataset(images[:n], labels[:n])
+        dataset = sklearn_digits()
+    else:
+        dataset = _torchvision_images(name, split, data_folder(root))
+    images, labels = dataset.tensors
+    rows = slice(n)
+    if shuffle:
+        rows = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
+    return TensorDataset(images[rows], labels[rows])

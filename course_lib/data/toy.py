@@ -27,7 +27,7 @@ class GaussianMixture2D:
     within a few ``std`` of a centre has learned the distribution; one that covers few has
     collapsed. ``centers`` is a (K, 2) float32 tensor; compared by identity (``eq=False``).
     Reference: Metz et al. 2017, arXiv:1611.02163, Section 3.1 (ring of 8);
-    Srivastava et al. 2017 (VEEGAN), arXiv:1705.07761, Section 5.1 (ring and 5x5 grid).
+    Srivastava et al. 2017 (VEEGAN), arXiv:1705.07761 (ring and 5x5 grid).
     """
 
     name: str
@@ -65,8 +65,8 @@ class GaussianMixture2D:
 def ring(n_modes: int = 8, radius: float = 2.0, std: float = 0.02) -> GaussianMixture2D:
     """K Gaussians evenly spaced on a circle: c_k = radius * (cos 2 pi k / K, sin 2 pi k / K).
 
-    Defaults are the unrolled-GAN setting (8 modes, radius 2, std 0.02).
-    Reference: Metz et al. 2017, arXiv:1611.02163, Section 3.1; VEEGAN, arXiv:1705.07761, 5.1.
+    Defaults: 8 modes, radius 2, std 0.02 (the ring of the unrolled-GAN experiment).
+    Reference: Metz et al. 2017, arXiv:1611.02163, Section 3.1; VEEGAN, arXiv:1705.07761.
     Shapes: centers (n_modes, 2).
     """
     check_int("n_modes", n_modes)
@@ -80,8 +80,8 @@ def ring(n_modes: int = 8, radius: float = 2.0, std: float = 0.02) -> GaussianMi
 def grid(side: int = 5, spacing: float = 2.0, std: float = 0.05) -> GaussianMixture2D:
     """side x side Gaussians on a square grid centred at 0 (default 25 modes at -4, -2, 0, 2, 4).
 
-    Reference: Srivastava et al. 2017 (VEEGAN), arXiv:1705.07761, Section 5.1;
-    Lin et al. 2018 (PacGAN), arXiv:1712.04086, Section 5.1.
+    Reference: Srivastava et al. 2017 (VEEGAN), arXiv:1705.07761;
+    Lin et al. 2018 (PacGAN), arXiv:1712.04086.
     Shapes: centers (side**2, 2), row-major in (x, y).
     """
     check_int("side", side)
@@ -102,7 +102,7 @@ def spiral(
     generator must bend one sheet of mass around the centre. A discrete version of the Swiss
     roll of Gulrajani et al. 2017. With the defaults, neighbouring modes are 0.6-0.75 apart and
     the arms 0.9 apart, i.e. at least 12 std.
-    Reference: course-made; cf. Gulrajani et al. 2017 (WGAN-GP), arXiv:1704.00028, Sec. 4, Fig. 1.
+    Reference: course-made; cf. Gulrajani et al. 2017 (WGAN-GP), arXiv:1704.00028, Sec. 3.1, Fig. 1.
     Shapes: centers (n_modes, 2), ordered from the inside out.
     """
     check_int("n_modes", n_modes)

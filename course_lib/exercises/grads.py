@@ -28,8 +28,8 @@ def init_std(shape: tuple[int, ...], scheme: str) -> float:
     fan_in = shape[1] * k * k, fan_out = shape[0] * k * k (PyTorch's convention for the stored
     weight, ConvTranspose included). dcgan: 0.02 (Radford et al. 2016, arXiv:1511.06434,
     Section 4); xavier: sqrt(2 / (fan_in + fan_out)), the std of U(-a, a) with
-    a = sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio 2010, eq. 16); kaiming: sqrt(2 / fan_in)
-    (He et al. 2015, arXiv:1502.01852, eq. 10); default: 1 / sqrt(3 fan_in), the std of
+    a = sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio 2010); kaiming: sqrt(2 / fan_in)
+    (He et al. 2015, arXiv:1502.01852, Section 2.2); default: 1 / sqrt(3 fan_in), the std of
     PyTorch's kaiming_uniform_(a=sqrt(5)), whose bound is 1 / sqrt(fan_in).
     """
     receptive = math.prod(shape[2:])
@@ -62,7 +62,7 @@ def clip_grad_norm(parameters: Sequence[torch.Tensor], max_norm: float) -> torch
 
     total = sqrt(sum over parameters of ||grad||^2); every gradient is multiplied by
     min(1, max_norm / (total + 1e-6)). Returns the total norm before clipping.
-    Reference: Pascanu et al. 2013, arXiv:1211.5063, Section 3.2.
+    Reference: Pascanu et al. 2013, arXiv:1211.5063.
     """
     return nn.utils.clip_grad_norm_(parameters, max_norm)
 

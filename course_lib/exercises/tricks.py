@@ -37,8 +37,7 @@ def noise_schedule_cases() -> list[tuple[float, int | None, int]]:
 def ema_update(theta_ema: torch.Tensor, theta: torch.Tensor, decay: float) -> torch.Tensor:
     """One EMA step on a tensor, computed by the trainer's EMA (:func:`tricks.ema_generator`).
 
-    decay * theta_ema + (1 - decay) * theta. Reference: Yazıcı et al. 2019, arXiv:1806.04498,
-    eq. 2.
+    decay * theta_ema + (1 - decay) * theta. Reference: Yazıcı et al. 2019, arXiv:1806.04498.
     """
     holder = nn.Module()
     holder.weight = nn.Parameter(theta_ema.detach().clone())

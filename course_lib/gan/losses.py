@@ -112,7 +112,7 @@ def d_loss_wasserstein(critic_real: Tensor, critic_fake: Tensor) -> Tensor:
     constant the clipping or penalty actually enforces). It is not a log-likelihood: the critic
     outputs unbounded scores, not logits of a probability. (WGAN does not minimize an MMD; that
     is MMD-GAN, Li et al. 2017.)
-    Reference: Arjovsky et al. 2017, arXiv:1701.07875, eq. 3 and Algorithm 1.
+    Reference: Arjovsky et al. 2017, arXiv:1701.07875, Algorithm 1.
     Shapes: critic_real (N,), critic_fake (M,) -> scalar (N may differ from M; any per-example
     shape, the same for both; each is averaged).
     """
@@ -136,7 +136,7 @@ def clip_weights_(module: nn.Module, clip: float = 0.01) -> None:
 
     A crude way to keep the critic K-Lipschitz for some K (the parameters live in a compact
     set); Arjovsky et al. call it "a clearly terrible way to enforce a Lipschitz constraint".
-    Reference: Arjovsky et al. 2017, arXiv:1701.07875, Section 3 and Algorithm 1 (c = 0.01).
+    Reference: Arjovsky et al. 2017, arXiv:1701.07875, Algorithm 1 (c = 0.01).
     Returns None; runs under no_grad.
     """
     clip = check_number("clip", clip, 0.0, strict=True)
@@ -214,7 +214,7 @@ def r1_penalty(D: nn.Module, real: Tensor) -> Tensor:
     D cannot keep a non-zero slope orthogonal to the data manifold. Unweighted: the objective
     adds gamma / 2 times it (:func:`r1` does). Computed in float32 with autocast off; ``real`` is
     detached; a warning says so if D has BatchNorm in training mode.
-    Reference: Mescheder et al. 2018, arXiv:1801.04406, eq. 9: R1 = gamma/2 E[||grad D(x)||^2].
+    Reference: Mescheder et al. 2018, arXiv:1801.04406: R1 = gamma/2 E[||grad D(x)||^2].
     Shapes: D maps (N, ...) to (N,) or (N, 1); real (N, ...) -> scalar.
     """
     if real.dim() < 2:
@@ -231,7 +231,7 @@ def d_loss_lsgan(out_real: Tensor, out_fake: Tensor, a: float = 0.0, b: float = 
 
     D regresses real outputs to the label b and fake outputs to a (least squares instead of
     a sigmoid cross-entropy). Defaults: the 0-1 coding a = 0, b = 1.
-    Reference: Mao et al. 2017, arXiv:1611.04076, eq. 2 and Section 3.2.
+    Reference: Mao et al. 2017, arXiv:1611.04076.
     Shapes: out_real (N,), out_fake (M,) (D's raw outputs, no sigmoid) -> scalar.
     """
     _check_pair(("out_real", "out_fake"), out_real, out_fake)
@@ -364,7 +364,7 @@ def lsgan(a: float = 0.0, b: float = 1.0, c: float = 1.0) -> GANLoss:
     if c == a:
         raise ValueError(
             f"c = {c:g} equals the fake label a: G would learn to look fake. Use c = b "
-            f"(c = {b:g}) or the Pearson setting a = -1, b = 1, c = 0 (Mao et al. 2017, 3.2)."
+            f"(c = {b:g}) or the Pearson setting a = -1, b = 1, c = 0 (Mao et al. 2017)."
         )
     return GANLoss(
         _name("lsgan", a=(a, 0.0), b=(b, 1.0), c=(c, 1.0)),
@@ -376,8 +376,8 @@ def lsgan(a: float = 0.0, b: float = 1.0, c: float = 1.0) -> GANLoss:
 def r1(gamma: float = 10.0, base: str | GANLoss = "nonsaturating") -> GANLoss:
     """``base`` (default the non-saturating GAN) plus the R1 penalty gamma/2 * :func:`r1_penalty`.
 
-    Reference: Mescheder et al. 2018, arXiv:1801.04406, eq. 9 (gamma = 10 is their choice for
-    several image datasets; the right value depends on the data).
+    Reference: Mescheder et al. 2018, arXiv:1801.04406 (gamma = 10 here; the right
+    value depends on the data).
     Raises ValueError if ``base`` already has a penalty.
     """
     gamma = check_number("gamma", gamma, 0.0, strict=True)

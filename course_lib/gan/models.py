@@ -96,7 +96,8 @@ class MLPGenerator(nn.Module):
     """MLP generator for 2-D toy data: ``depth`` hidden layers Linear -> ReLU, then a linear output.
 
     The output is unbounded (toy data such as a ring of radius 2 lies outside [-1, 1]).
-    Reference: Goodfellow et al. 2014, arXiv:1406.2661, Section 5 (both players are MLPs there).
+    Reference: Goodfellow et al. 2014, arXiv:1406.2661, Section 3 (the framework "is most
+    straightforward to apply when the models are both multilayer perceptrons").
     Shapes: z (N, latent_dim) -> (N, out_dim). PyTorch's default init.
     """
 
@@ -118,7 +119,7 @@ class MLPGenerator(nn.Module):
 class MLPDiscriminator(nn.Module):
     """MLP discriminator for 2-D toy data: ``depth`` hidden layers Linear -> LeakyReLU(0.2), logits.
 
-    Reference: Goodfellow et al. 2014, arXiv:1406.2661, Section 5 (MLP players); the
+    Reference: Goodfellow et al. 2014, arXiv:1406.2661, Section 3 (MLP players); the
     LeakyReLU(0.2) is Radford et al. 2016's choice for D (arXiv:1511.06434, Section 3).
     Shapes: x (N, in_dim) -> logits (N,). PyTorch's default init.
     """

@@ -40,7 +40,7 @@ class GANStep:
     fake, in both players' steps (DiffAugment, instance noise). ``G_ema`` (an AveragedModel of
     G, see :func:`course_lib.gan.tricks.ema_generator`) is updated after each G step.
     ``grad_clip`` rescales each player's gradient to a global L2 norm of at most this value
-    (Pascanu et al. 2013, arXiv:1211.5063, Section 3.2, Algorithm 1); the norms before clipping
+    (Pascanu et al. 2013, arXiv:1211.5063); the norms before clipping
     of the last update are kept in :attr:`grad_norms` (:class:`~course_lib.gan.tricks.GradNorms`
     reads them).
     """

@@ -41,7 +41,7 @@ class GANTrainer(Trainer):
     ``ema_decay`` keeps an exponential moving average of G in :attr:`G_ema`
     (``generate(..., ema=True)`` samples from it); ``grad_clip`` rescales each player's
     gradient to a global L2 norm of at most this value before its optimizer step
-    (Pascanu et al. 2013, arXiv:1211.5063, Section 3.2, Algorithm 1).
+    (Pascanu et al. 2013, arXiv:1211.5063).
     """
 
     algorithm: GANStep

@@ -41,9 +41,9 @@ def init_weights_(
 
     - "dcgan": N(0, 0.02) weights, BatchNorm scale N(1, 0.02) (:func:`models.dcgan_init_`;
       Radford et al. 2016, arXiv:1511.06434, Section 4).
-    - "xavier": U(-a, a), a = sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio 2010, eq. 16).
+    - "xavier": U(-a, a), a = sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio 2010).
     - "kaiming": N(0, 2 / fan_in), the variance that keeps ReLU activations' scale
-      (He et al. 2015, arXiv:1502.01852, eq. 10).
+      (He et al. 2015, arXiv:1502.01852, Section 2.2).
     - "orthogonal": a (scaled-to-1) orthogonal matrix per flattened weight
       (Saxe et al. 2014, arXiv:1312.6120; BigGAN's choice, Brock et al. 2019).
     - "default": each layer's own ``reset_parameters`` (PyTorch's default, a Kaiming-uniform
@@ -96,9 +96,10 @@ def spectral_norm_(module: nn.Module, n_power_iterations: int = 1) -> nn.Module:
     input pixel lies in up to ceil(k/s)^2 patches (kernel k, stride s) the convolution's
     Lipschitz constant is at most ceil(k/s) (2 for 4x4 stride-2 layers). With 1-Lipschitz
     activations such as LeakyReLU, D's Lipschitz constant is bounded by the architecture.
-    Reference: Miyato et al. 2018, arXiv:1802.05957, eq. 8 and Algorithm 1; implemented with
-    ``torch.nn.utils.parametrizations.spectral_norm``. Meant for D; BatchNorm layers are left as
-    they are (the paper's SN-GANs use none in D: build D with ``norm="none"``).
+    Reference: Miyato et al. 2018, arXiv:1802.05957, eq. 8 (power iteration as in the paper);
+    implemented with ``torch.nn.utils.parametrizations.spectral_norm``. Meant for D; BatchNorm
+    layers are left as they are (the paper's SN-GANs use none in D: build D with
+    ``norm="none"``).
     Returns ``module``. Raises ValueError if a layer is already spectrally normalized.
     """
     if (
@@ -128,7 +129,7 @@ def d_loss_bce_smoothed(logits_real: Tensor, logits_fake: Tensor, real_label: fl
     BCE(l, t) = t * softplus(-l) + (1 - t) * softplus(l); fakes keep the target 0
     ("one-sided": smoothing the fake target too would reward G for staying where it is).
     Its minimum over l is at sigmoid(l) = real_label, so D stops pushing real logits to +inf.
-    Reference: Salimans et al. 2016, arXiv:1606.03498, Section 3.4.
+    Reference: Salimans et al. 2016, arXiv:1606.03498 (one-sided label smoothing).
     Shapes: logits_real (N,), logits_fake (M,) -> scalar.
     """
     t = real_label
@@ -145,7 +146,7 @@ def one_sided_label_smoothing(
     Only for the BCE objectives (minimax, non-saturating, with or without a penalty): other
     objectives have no labels to smooth. The returned loss is named e.g.
     "nonsaturating+ls0.9", so a checkpoint records the trick.
-    Reference: Salimans et al. 2016, arXiv:1606.03498, Section 3.4 (they use 0.9).
+    Reference: Salimans et al. 2016, arXiv:1606.03498 (one-sided label smoothing).
     """
     base = losses.get_loss(loss)
     if base.d_loss is not losses.d_loss_bce:
@@ -176,8 +177,8 @@ class InstanceNoise:
     sigma_t = sigma * max(0, 1 - step / anneal_steps) (linear annealing). Noise makes the two
     distributions overlap, so D cannot separate them perfectly and its gradients stay useful
     early on; annealing removes the bias at the end.
-    Reference: Sønderby et al. 2017, arXiv:1610.04490, Section 3.2 ("instance noise");
-    Arjovsky & Bottou 2017, arXiv:1701.04862, Section 4.
+    Reference: Sønderby et al. 2017, arXiv:1610.04490 ("instance noise");
+    Arjovsky & Bottou 2017, arXiv:1701.04862.
     Use: ``GANTrainer(..., augment=InstanceNoise(0.1, anneal_steps=steps))``. Draws from the
     global RNG of x's device (saved in trainer checkpoints). Shapes: (N, ...) -> (N, ...).
     """
@@ -245,7 +246,7 @@ class DiffAugment:
     ``policy``: comma-separated subset of "color" (random brightness, saturation, contrast),
     "translation" (shift up to 1/8 of the size, zero fill), "cutout" (zero a square of half the
     size), applied in that order, each with its own draw per image.
-    Reference: Zhao et al. 2020, arXiv:2006.10738, Section 3 and their reference code
+    Reference: Zhao et al. 2020, arXiv:2006.10738, and their reference code
     (mit-han-lab/data-efficient-gans, DiffAugment_pytorch.py), whose transformations these follow.
     Use: ``GANTrainer(..., augment=DiffAugment())``. Images (N, C, H, W) -> (N, C, H, W).
     """
@@ -292,9 +293,9 @@ class DiffAugment:
 def ttur(lr_g: float = 1e-4, lr_d: float = 4e-4) -> dict[str, float]:
     """Two time-scale update rule: separate learning rates for G and D, D's the larger.
 
-    Heusel et al. 2017 (arXiv:1706.08500, Theorem 1) prove convergence to a local Nash
+    Heusel et al. 2017 (arXiv:1706.08500) prove convergence to a local Nash
     equilibrium when the two players learn on different time scales; the defaults 1e-4 / 4e-4
-    are SAGAN's (Zhang et al. 2019, arXiv:1805.08318, Section 5), which uses TTUR instead of
+    are SAGAN's (Zhang et al. 2019, arXiv:1805.08318), which uses TTUR instead of
     several D steps per G step. Returns ``{"lr_g": ..., "lr_d": ...}`` for ``GANTrainer(**...)``.
     """
     for name, lr in (("lr_g", lr_g), ("lr_d", lr_d)):
@@ -308,7 +309,7 @@ def ema_generator(G: nn.Module, decay: float = 0.999) -> AveragedModel:
 
     Averaging the generator's iterates smooths out the oscillation of the adversarial game;
     samples from the average are usually better than from the last iterate.
-    Reference: Yazıcı et al. 2019, arXiv:1806.04498 (EMA of G, eq. 2); Karras et al. 2018,
+    Reference: Yazıcı et al. 2019, arXiv:1806.04498 (EMA of G); Karras et al. 2018,
     arXiv:1710.10196, Section A.1 (decay 0.999). Built on ``torch.optim.swa_utils.AveragedModel``
     with ``get_ema_multi_avg_fn``; buffers (BatchNorm statistics) are averaged too. The first
     ``update_parameters`` call copies G. Call ``ema.module(z)`` to sample from it.
@@ -330,8 +331,8 @@ def layer_grad_norms(module: nn.Module) -> dict[str, float]:
     spectrally normalized weight counts for its layer, not for its parametrization), and its
     norm covers all its parameters (weight and bias together). Parameters without gradients
     (never trained, or frozen) are left out. Watching these per layer shows where gradients
-    vanish or explode (Glorot & Bengio 2010, Section 4.2; Arjovsky & Bottou 2017,
-    arXiv:1701.04862, Section 2).
+    vanish or explode (Glorot & Bengio 2010; Arjovsky & Bottou 2017,
+    arXiv:1701.04862).
     """
     squares: dict[str, list[Tensor]] = {}
     for name, p in module.named_parameters():

@@ -47,7 +47,7 @@ def mode_coverage(
     samples have it as nearest centre. Default ``min_count = max(1, round(20 * N / 2500))``:
     20 of 2,500 samples as in PacGAN, scaled to N (VEEGAN counts a mode with a single sample).
     For real samples of an isotropic 2-D Gaussian, P(r <= 3 std) = 1 - exp(-4.5) = 0.989.
-    Reference: Srivastava et al. 2017 (VEEGAN), arXiv:1705.07761, Section 5.1;
+    Reference: Srivastava et al. 2017 (VEEGAN), arXiv:1705.07761;
     Lin et al. 2018 (PacGAN), arXiv:1712.04086, 2D-ring / 2D-grid experiments.
     Shapes: samples (N, D) with D = centers.shape[1] (2); distribution has ``centers`` (K, D)
     and ``std`` (float) -> ModeCoverage.
@@ -114,7 +114,7 @@ def class_coverage(
     covered when its fraction of the confident samples is >= ``min_fraction / n_classes``, i.e.
     at least ``min_fraction`` of its fair share (default 0.2: PacGAN's 20 of an expected 100 per
     mode on the 25-mode grid). The class analogue of mode counting on Stacked MNIST.
-    Reference: Srivastava et al. 2017 (VEEGAN), arXiv:1705.07761, Section 5.2; Lin et al. 2018
+    Reference: Srivastava et al. 2017 (VEEGAN), arXiv:1705.07761; Lin et al. 2018
     (PacGAN), arXiv:1712.04086.
     Shapes: images (N, C, H, W) in [-1, 1]; classifier maps them to logits (N, n_classes);
     default the shipped :class:`DigitClassifier` on the images' device -> ClassCoverage

@@ -56,7 +56,7 @@ def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: 
     """Fréchet (2-Wasserstein) distance between N(mu1, sigma1) and N(mu2, sigma2), squared.
 
     d^2 = ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^{1/2}).
-    Reference: Heusel et al. 2017, arXiv:1706.08500, eq. 6; Dowson & Landau 1982.
+    Reference: Heusel et al. 2017, arXiv:1706.08500; Dowson & Landau 1982.
     Computed in float64. The trace term uses Tr((S1 S2)^{1/2}) = ||S1^{1/2} S2^{1/2}||_* (the sum
     of singular values), since S1^{1/2} S2 S1^{1/2} = A A^T with A = S1^{1/2} S2^{1/2}; this is
     real, symmetric in the two arguments and stable for singular covariances (fewer samples than
@@ -102,7 +102,7 @@ def fid_from_features(a: ArrayLike, b: ArrayLike) -> float:
     """FID between two feature sets: :func:`frechet_distance` of their Gaussian fits.
 
     mu = sample mean, sigma = unbiased sample covariance (divides by N - 1), in float64.
-    Reference: Heusel et al. 2017, arXiv:1706.08500, Section 4 / eq. 6. FID is biased in the
+    Reference: Heusel et al. 2017, arXiv:1706.08500. FID is biased in the
     sample size (Chong & Forsyth 2020, arXiv:1911.07023): compare only equal N.
     Shapes: a (N, F), b (M, F), N, M >= 2 -> float.
     """
@@ -134,10 +134,10 @@ def mmd2_unbiased(x: ArrayLike, y: ArrayLike) -> float:
     k(x, y) = (x.y / d + 1)^3 and, for m rows each,
     MMD^2_u = sum_{i!=j} k(x_i, x_j) / (m(m-1)) + sum_{i!=j} k(y_i, y_j) / (m(m-1))
               - 2 sum_{i,j} k(x_i, y_j) / m^2.
-    Leaving out the i = j terms makes it an unbiased U-statistic (Gretton et al. 2012, JMLR 13,
-    Lemma 6): its expectation is the population MMD^2, 0 when both sets come from the same
-    distribution, so single estimates can be negative. One subset of :func:`kid_from_features`.
-    Reference: Binkowski et al. 2018, arXiv:1801.01401, Section 3 (eq. 4 and the KID paragraph).
+    Leaving out the i = j terms makes it an unbiased U-statistic (Gretton et al. 2012, JMLR 13):
+    its expectation is the population MMD^2, 0 when both sets come from the same distribution,
+    so single estimates can be negative. One subset of :func:`kid_from_features`.
+    Reference: Binkowski et al. 2018, arXiv:1801.01401 (the unbiased MMD estimator and the KID).
     Shapes: x (m, F), y (m, F), m >= 2 -> float; computed in float64.
     """
     a, b = check_feature_pair(x, y, min_rows=2, names=("x", "y"))

@@ -264,7 +264,7 @@ def fid(images_a: Tensor, images_b: Tensor, extractor: Extractor | None = None) 
     """FID between two image sets in the features of ``extractor`` (default: the digit CNN).
 
     :func:`fid_from_features` of :func:`extract_features` of each set. Reference: Heusel et al.
-    2017, arXiv:1706.08500, eq. 6.
+    2017, arXiv:1706.08500.
     NOT comparable to published Inception-v3 FID: with the default extractor this is a domain
     FID in the 128-d features of the course's digit classifier. Compare two numbers only when
     they use the same extractor, the same sample sizes (FID is biased in N; Chong & Forsyth
@@ -286,7 +286,7 @@ def kid(
     """KID (mean, std over subsets) between two image sets in the features of ``extractor``.
 
     :func:`kid_from_features` of :func:`extract_features` of each set. Reference: Binkowski et al.
-    2018, arXiv:1801.01401, Section 3. Same caveat as :func:`fid`: with the default extractor it
+    2018, arXiv:1801.01401. Same caveat as :func:`fid`: with the default extractor it
     is not comparable to Inception KID. Unbiased in N, unlike FID.
     Shapes: images (N, C, H, W), (M, C, H, W) in [-1, 1] -> (mean, std).
     """

@@ -32,7 +32,7 @@ def inception_score_from_logits(logits: ArrayLike, splits: int = 10) -> tuple[fl
     balanced (high entropy of p(y)); it ranges from 1 to the number of classes C and never looks
     at real data, so it cannot tell a generator that copies one perfect image per class from
     the data distribution (Barratt & Sharma 2018, arXiv:1801.01973).
-    Reference: Salimans et al. 2016, arXiv:1606.03498, Section 4 (the formula) and their
+    Reference: Salimans et al. 2016, arXiv:1606.03498 (the formula) and their
     ``inception_score.py`` (10 splits, mean and population std of the split scores).
     Departures: any classifier's logits (the course uses its digit classifier: a domain IS, at
     most 10, NOT comparable to the published Inception-v3 IS over 1000 ImageNet classes); the
@@ -75,7 +75,7 @@ def inception_score(
     shipped :class:`DigitClassifier` the score lies in [1, 10]; it is NOT comparable to
     published Inception-v3 scores (1000 ImageNet classes, Inception's own preprocessing).
     Shuffle the images first if their order follows the class (the splits are consecutive).
-    Reference: Salimans et al. 2016, arXiv:1606.03498, Section 4; Barratt & Sharma 2018,
+    Reference: Salimans et al. 2016, arXiv:1606.03498; Barratt & Sharma 2018,
     arXiv:1801.01973 (why the number is easy to misread).
     Shapes: images (N, C, H, W) in [-1, 1] -> (mean, std) over ``splits``.
     """
@@ -125,7 +125,7 @@ def precision_recall_from_features(
     high precision and low recall; a diverse but sloppy one the reverse. precision(real, fake)
     equals recall(fake, real). Distances are Euclidean, in float64; a point exactly on a ball's
     boundary counts as inside, as in the authors' code.
-    Reference: Kynkäänniemi et al. 2019, arXiv:1904.06991, Section 2, eq. 1-3 (k = 3, VGG-16
+    Reference: Kynkäänniemi et al. 2019, arXiv:1904.06991 (k = 3, VGG-16
     features, 50k images in the paper; any features work, compare only like with like).
     Shapes: real (N, F), fake (M, F), with N, M >= k + 1 -> (precision, recall), each in [0, 1].
     ``batch_size`` rows of distances are held at a time (memory, not the result).
@@ -149,7 +149,7 @@ def precision_recall(
 
     :func:`precision_recall_from_features` of :func:`extract_features` of each set (default
     extractor: the shipped digit classifier, 128-d). Reference: Kynkäänniemi et al. 2019,
-    arXiv:1904.06991, Section 2 (they use VGG-16 features; numbers from different features or
+    arXiv:1904.06991 (they use VGG-16 features; numbers from different features or
     sample sizes are not comparable).
     Shapes: images (N, C, H, W), (M, C, H, W) in [-1, 1], N, M >= k + 1 -> (precision, recall).
     """
@@ -170,9 +170,9 @@ def ssim_diversity(
     sigma 1.5, K1 = 0.01, K2 = 0.03) on images mapped from [-1, 1] to [0, 1] (clamped), with
     data_range 1. A generator that repeats one image scores ~1; compare with the same statistic
     on real data, since similar-looking classes give real data a high score too.
-    Reference: SSIM, Wang et al. 2004, IEEE TIP 13(4), eq. 13; as a diversity measure (with
-    MS-SSIM, which needs larger images than 28x28) Odena et al. 2017, arXiv:1610.09585,
-    Section 4.2. Computed on the images' device.
+    Reference: SSIM, Wang et al. 2004, IEEE TIP 13(4); as a diversity measure (with
+    MS-SSIM, which needs larger images than 28x28) Odena et al. 2017, arXiv:1610.09585.
+    Computed on the images' device.
     Shapes: images (N, C, H, W) in [-1, 1], N >= 2, H, W >= 11 -> float (mean over pairs).
     """
     check_images(images, "images", (-1.0, 1.0))

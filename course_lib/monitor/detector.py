@@ -75,11 +75,11 @@ def diagnose(
        logit gap ``d_real - d_fake > logit_gap`` (default 10: sigmoid(5) = 0.993 against
        sigmoid(-5) = 0.007 at the two means) for ``patience`` rows. D separates real from fake
        almost perfectly, so G's gradient vanishes (minimax loss) or becomes noisy and
-       unstable (non-saturating loss): Arjovsky & Bottou 2017, arXiv:1701.04862, Section 2
-       (Theorems 2.4 and 2.6). Only for BCE-type losses (D's output is a logit). The
-       thresholds are rules of thumb, set well past what healthy runs show: in the course's
-       DCGAN runs on digits28 D wins for a few hundred steps at the start, with D loss down to
-       ~0.04 and a gap up to ~9 (notebook 08).
+       unstable (non-saturating loss): Arjovsky & Bottou 2017, arXiv:1701.04862.
+       Only for BCE-type losses (D's output is a logit). The thresholds are rules of thumb,
+       set well past what healthy runs show: in the course's DCGAN runs on digits28 D wins
+       for a few hundred steps at the start, with D loss down to ~0.04 and a gap up to ~9
+       (notebook 08).
     3. **exploding loss** (divergence): ``|g_loss|`` or ``|d_loss|`` above both
        ``explode_floor`` (default 10 nats) and ``explode_factor`` (default 10) times the median
        of its absolute value over the history up to that row, for ``patience`` rows. A rule of
@@ -88,15 +88,15 @@ def diagnose(
        below ``(1 - diversity_drop)`` times its reference for ``patience`` evaluations; the
        reference is ``diversity_reference`` (e.g. the same score on real data) or, if None,
        the best value so far. Default drop 0.3: a third of the diversity is gone. When G
-       collapses its samples become near copies (Goodfellow 2016, arXiv:1701.00160, Section
-       5.1.1; Salimans et al. 2016, arXiv:1606.03498, Section 3.2 (minibatch discrimination);
-       Odena et al. 2017, arXiv:1610.09585, Section 4.2, who measure it with MS-SSIM).
+       collapses its samples become near copies (Goodfellow 2016, arXiv:1701.00160;
+       Salimans et al. 2016, arXiv:1606.03498 (minibatch discrimination);
+       Odena et al. 2017, arXiv:1610.09585, who measure it with MS-SSIM).
        The 30 % is a rule of thumb: in the course's healthy DCGAN runs the feature diversity
        stays within ~10 % of its best once the digits have formed, while unstable runs that
        recover dip by more for a single evaluation, which ``patience`` tolerates.
 
     Losses alone do not reveal collapse: D and G can look balanced while G draws one digit.
-    Brock et al. 2019 (BigGAN, arXiv:1809.11096, Section 4.1) also saw the top singular values
+    Brock et al. 2019 (BigGAN, arXiv:1809.11096) also saw the top singular values
     of G's weights explode just before collapse, a signal one could add here.
     Returns a list of :class:`Finding` sorted by step (empty: nothing found).
     """

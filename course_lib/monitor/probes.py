@@ -93,8 +93,8 @@ def mean_pairwise_distance(x: Tensor) -> float:
     computed in float64. It is 0 when all samples are the same (total mode collapse) and drops
     when G's samples become more alike; the same score on real data gives its scale.
     Reference: an average pairwise distance between samples is the diversity score of
-    BicycleGAN (Zhu et al. 2017, arXiv:1711.11586, Section 4.1, with LPIPS distances); AC-GAN
-    (Odena et al. 2017, arXiv:1610.09585, Section 4.2) uses mean pairwise MS-SSIM to spot
+    BicycleGAN (Zhu et al. 2017, arXiv:1711.11586, with LPIPS distances); AC-GAN
+    (Odena et al. 2017, arXiv:1610.09585) uses mean pairwise MS-SSIM to spot
     collapsed classes. Here the distance is Euclidean, on pixels or on classifier features.
     Shapes: x (N, ...) with N >= 2 -> float (mean over the N (N - 1) / 2 pairs).
     """

@@ -17,9 +17,9 @@ study in a sqlite file (``<storage_dir>/<name>.db``), so that
 Samplers by name: ``"grid"`` (every point of a grid, in a seeded random order), ``"random"``
 (independent draws; Bergstra & Bengio 2012, JMLR 13, "Random search for hyper-parameter
 optimization") and ``"tpe"`` (Tree-structured Parzen Estimator, a Bayesian optimizer; Bergstra
-et al. 2011, NeurIPS, "Algorithms for hyper-parameter optimization", Section 4). Pruners:
+et al. 2011, NeurIPS, "Algorithms for hyper-parameter optimization"). Pruners:
 ``"median"`` (Optuna's MedianPruner, the median stopping rule of Golovin et al. 2017, Google
-Vizier, KDD, Section 3.2.2), ``"halving"`` (asynchronous successive halving; Li et al. 2020,
+Vizier, KDD), ``"halving"`` (asynchronous successive halving; Li et al. 2020,
 arXiv:1810.05934) or ``"none"``. Reference for Optuna itself: Akiba et al. 2019,
 arXiv:1907.10902.
 
@@ -54,7 +54,6 @@ from course_lib.search.objectives import (
 )
 from course_lib.search.summaries import (
     StudySummary,
-    format_table,
     param_importances,
     plot_best_so_far,
     plot_importances,
@@ -76,7 +75,6 @@ __all__ = [
     "count_finished",
     "coverage_score",
     "create_study",
-    "format_table",
     "grid_points",
     "log_uniform",
     "make_pruner",

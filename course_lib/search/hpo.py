@@ -46,7 +46,7 @@ def log_uniform(u: float | torch.Tensor, low: float, high: float) -> float | tor
     x = exp(log low + u (log high - log low)) = low * (high / low) ** u, so that every decade
     between low and high is drawn equally often: how random search samples learning rates.
     Reference: Bergstra & Bengio 2012, JMLR 13, "Random search for hyper-parameter
-    optimization", Section 2 (log-uniform draws for scale parameters such as learning rates).
+    optimization" (log-uniform draws for scale parameters such as learning rates).
     Shapes: u a float or a tensor of any shape -> the same type and shape.
     """
     if not (isinstance(low, int | float) and isinstance(high, int | float) and 0 < low < high):
@@ -71,7 +71,7 @@ def median_rule(values: Sequence[float], others: Sequence[float], direction: str
     warm-up settings (n_startup_trials, n_warmup_steps, interval_steps). Google Vizier's
     original rule compares with the median of the completed trials' *running averages* up to
     this step instead of their values at it.
-    Reference: Golovin et al. 2017 (Google Vizier), KDD, Section 3.2.2; Optuna's
+    Reference: Golovin et al. 2017 (Google Vizier), KDD; Optuna's
     ``PercentilePruner(50)`` (Akiba et al. 2019, arXiv:1907.10902).
     Shapes: values (this trial's values at its steps so far), others (the other trials'
     values at the current step) -> bool.
@@ -198,7 +198,7 @@ def make_sampler(
     ``"grid"`` needs ``grid`` (e.g. from :func:`grid_points`) and visits its points in an order
     shuffled with ``seed``; ``"random"`` draws each parameter independently; ``"tpe"`` draws
     ``n_startup_trials`` random trials, then models good and bad trials with Parzen estimators
-    and proposes where their density ratio is best (Bergstra et al. 2011, Section 4).
+    and proposes where their density ratio is best (Bergstra et al. 2011).
     """
     check_int("seed", seed, 0)
     if name == "grid":

@@ -85,7 +85,7 @@ def coverage_score(samples: torch.Tensor, mixture: data.GaussianMixture2D) -> fl
 
     score = sum_k min(c_k, N / K) / N, where c_k is the number of samples within 3 std of
     centre k that have it as nearest centre (:func:`course_lib.metrics.mode_coverage`;
-    Srivastava et al. 2017, arXiv:1705.07761, Section 5.1). Real samples score about 0.97
+    Srivastava et al. 2017, arXiv:1705.07761). Real samples score about 0.97
     (P(r <= 3 std) = 0.989, less the mode-count fluctuations), a generator collapsed onto one
     mode at most 1/K, one spread between the modes near 0. Unlike "modes covered" it has no
     threshold, so it also ranks mediocre runs, which a pruner needs. Higher is better.

@@ -70,25 +70,6 @@ def trial_values(study: optuna.Study) -> np.ndarray:
     )
 
 
-def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain-text table: the first column left-aligned, the others right-aligned.
-
-    Cells are shown with ``str``; format numbers before (e.g. ``f"{x:.3f}"``). Returns the
-    table as one string (header, a rule of dashes, one line per row), ready to ``print``.
-    """
-    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
-    if any(len(row) != len(header) for row in cells):
-        raise ValueError(f"every row must have {len(header)} cells like the header.")
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-
-    def line(row: list[str]) -> str:
-        first = row[0].ljust(widths[0])
-        return "  ".join([first] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)])
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(cells[0]), rule] + [line(row) for row in cells[1:]])
-
-
 def param_importances(
     studies: optuna.Study | Sequence[optuna.Study], seed: int = 0
 ) -> dict[str, float]:

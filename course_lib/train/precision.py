@@ -3,7 +3,7 @@
 On CUDA, :class:`MixedPrecision` runs the forward passes under ``torch.autocast``: bf16 on GPUs
 that have native bf16 (compute capability 8 and newer), else fp16 with a ``GradScaler`` that
 scales the loss so that small gradients survive in half precision (Micikevicius et al. 2018,
-arXiv:1710.03740, Section 3.2). Elsewhere it does nothing. :meth:`MixedPrecision.optimize` is
+arXiv:1710.03740). Elsewhere it does nothing. :meth:`MixedPrecision.optimize` is
 the one optimizer step every training step of the course calls.
 """
 
@@ -50,8 +50,8 @@ class MixedPrecision:
         """Backward and one step of ``opt``; returns the gradient norm before clipping, or None.
 
         With ``grad_clip``, the gradient of ``opt``'s parameters is rescaled to a global L2 norm
-        of at most ``grad_clip`` (Pascanu et al. 2013, arXiv:1211.5063, Section 3.2,
-        Algorithm 1), and the norm before clipping is returned as a device tensor (no sync).
+        of at most ``grad_clip`` (Pascanu et al. 2013, arXiv:1211.5063), and the norm before
+        clipping is returned as a device tensor (no sync).
         Under fp16 the loss is scaled, the gradient unscaled before clipping (so the true
         gradient is clipped), and a step with inf/NaN gradients is skipped by the scaler.
         """

@@ -203,7 +203,8 @@ def elbo(
 
     ELBO(x) = E_q(z|x)[log p(x|z)] - KL(q(z|x) || p(z)) <= log p(x), with the expectation
     estimated by one reparameterized sample and the KL in closed form (the estimator B).
-    Reference: Kingma & Welling 2014, arXiv:1312.6114, eq. 3 (bound) and eq. 10 (estimator B).
+    Reference: Kingma & Welling 2014, arXiv:1312.6114, eq. 3 (bound) and eq. 7 (estimator B; eq. 10
+    is its Gaussian form).
     Shapes: x (N, ...) -> ELBOTerms of (N,) tensors (and kl_per_dim (N, d)), in float32 under
     autocast too (float64 for a float64 model).
     """
@@ -252,7 +253,7 @@ def vae_loss(terms: ELBOTerms, beta: float = 1.0, free_bits: float | None = None
 
     loss = mean_n(-log p(x_n|z_n)) + beta * mean_n(KL_n); with ``free_bits`` the KL term is
     :func:`free_bits_kl`. beta = 1 and no free bits: the negative ELBO (Kingma & Welling 2014,
-    eq. 10); beta != 1: the beta-VAE (Higgins et al. 2017, ICLR, eq. 4; beta > 1 favours a
+    eq. 10); beta != 1: the beta-VAE (Higgins et al. 2017, ICLR; beta > 1 favours a
     simpler posterior, beta < 1 reconstructions). Returns a scalar (nats per example).
     """
     check_number("beta", beta, 0.0)

@@ -54,8 +54,8 @@ def iwae_bounds(
     ELBO = L_1 <= L_k <= L_{k+1} <= log p(x) in expectation, and L_k -> log p(x) as k grows, so
     -L_k for large k estimates the negative log-likelihood (an upper bound on it on average).
     Runs in eval mode without gradients, ``max_rows`` decoder rows at a time, on the model's
-    device. Reference: Burda et al. 2016, arXiv:1509.00519, eq. 8 and Theorem 1 (bound),
-    Section 5.1 (NLL estimated by L_5000).
+    device. Reference: Burda et al. 2016, arXiv:1509.00519 (the importance-weighted bound;
+    NLL estimated by L_5000).
     Shapes: x (N, ...) -> (elbo (N,), iwae (N,)) on the CPU, in nats.
     """
     x = as_images(x)
@@ -102,8 +102,8 @@ def active_units(mu: Tensor, threshold: float = 0.01) -> int:
 
     A unit is active when its posterior mean changes with the input: its variance over the data
     (population variance over the N examples) exceeds 0.01. An inactive unit has collapsed to
-    the prior: the decoder ignores it. Reference: Burda et al. 2016, arXiv:1509.00519,
-    Section 5.2 (A_u = Cov_x(E_u~q(u|x)[u]) > 10^-2).
+    the prior: the decoder ignores it. Reference: Burda et al. 2016, arXiv:1509.00519
+    (A_u = Cov_x(E_u~q(u|x)[u]) > 10^-2).
     Shapes: mu (N, latent_dim), the encoder means (see :func:`encoder_means`) -> int.
     """
     if not isinstance(mu, Tensor) or mu.dim() != 2 or mu.shape[0] < 2:

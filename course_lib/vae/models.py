@@ -116,7 +116,8 @@ class ConvEncoder(nn.Module):
     and a linear head: (C, 28, 28) -> (w, 14, 14) -> (2w, 7, 7) -> 2 * latent_dim for 28 pixels,
     one more halving per level for 32 and 64. BatchNorm after every convolution but the first
     when ``batch_norm``. Shapes: x (N, C, S, S) -> mu, logvar, each (N, latent_dim).
-    Reference: Kingma & Welling 2014, arXiv:1312.6114, Section 3 (any differentiable encoder).
+    Reference: Kingma & Welling 2014, arXiv:1312.6114, Section 3 (a neural-network encoder;
+    Section 7 names convolutional encoders and decoders as future work).
     """
 
     def __init__(
@@ -165,7 +166,8 @@ class ConvDecoder(nn.Module):
     first layer: latent_dim -> (2w, 7, 7) -> (w, 14, 14) -> (C, 28, 28) for 28 pixels. No output
     activation (Bernoulli logits or Gaussian means). BatchNorm after every hidden layer when
     ``batch_norm``. Shapes: z (N, latent_dim) -> (N, C, S, S).
-    Reference: Kingma & Welling 2014, arXiv:1312.6114, Section 3 (any differentiable decoder).
+    Reference: Kingma & Welling 2014, arXiv:1312.6114, Section 3 (a neural-network decoder;
+    Section 7 names convolutional encoders and decoders as future work).
     """
 
     def __init__(

@@ -60,7 +60,7 @@ class CyclicalAnnealing:
 
     tau = (step mod period) / period; weight = min(1, tau / ratio). Re-opening the KL pressure
     every cycle lets later cycles reuse the latent codes learned in earlier ones.
-    Reference: Fu et al. 2019, arXiv:1903.10145, Section 4 (a linear f and proportion R = ratio;
+    Reference: Fu et al. 2019, arXiv:1903.10145 (a linear f and proportion R = ratio;
     their period is T / M for M cycles in T steps; their t - 1 is this step).
     """
 
