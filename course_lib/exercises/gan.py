@@ -24,7 +24,8 @@ def logit_pairs() -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 def fake_logits() -> list[tuple[torch.Tensor]]:
     """D's logits (N,) on fake batches: those of :func:`logit_pairs` and extreme ones. Below
-    about -104, sigmoid underflows to 0 in float32, so a naive -log(sigmoid(l)) returns inf."""
+    about -88.7, sigmoid underflows to 0 in float32 (exp(-l) overflows), so a naive
+    -log(sigmoid(l)) returns inf."""
     extreme = [(torch.tensor([-60.0, 60.0]),), (torch.tensor([-200.0, -1000.0, 5.0]),)]
     return [(real,) for real, _ in logit_pairs()] + extreme
 

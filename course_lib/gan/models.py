@@ -209,7 +209,9 @@ class DCGANDiscriminator(nn.Module):
     (GroupNorm with one group: normalizes each example on its own, the choice of Gulrajani et al.
     2017, arXiv:1704.00028, Section 4, for a WGAN-GP critic, whose per-example gradient penalty
     BatchNorm invalidates), "instance" (InstanceNorm with learned scale), or "none".
-    Init: :func:`dcgan_init_`. Shapes: x (N, C, S, S) -> logits (N,).
+    Init: :func:`dcgan_init_`, for every ``norm``; with ``norm="none"`` nothing undoes its small
+    scale and the signal shrinks layer by layer (notebook 04), so re-initialize such a D if it
+    should start sensibly. Shapes: x (N, C, S, S) -> logits (N,).
     """
 
     def __init__(

@@ -296,7 +296,8 @@ def ttur(lr_g: float = 1e-4, lr_d: float = 4e-4) -> dict[str, float]:
     Heusel et al. 2017 (arXiv:1706.08500) prove convergence to a local Nash
     equilibrium when the two players learn on different time scales; the defaults 1e-4 / 4e-4
     are SAGAN's (Zhang et al. 2019, arXiv:1805.08318), which uses TTUR instead of
-    several D steps per G step. Returns ``{"lr_g": ..., "lr_d": ...}`` for ``GANTrainer(**...)``.
+    several D steps per G step, with Adam(beta1 = 0, beta2 = 0.9); only the rates are returned.
+    Returns ``{"lr_g": ..., "lr_d": ...}`` for ``GANTrainer(**...)``.
     """
     for name, lr in (("lr_g", lr_g), ("lr_d", lr_d)):
         if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < math.inf:

@@ -78,8 +78,8 @@ def diagnose(
        unstable (non-saturating loss): Arjovsky & Bottou 2017, arXiv:1701.04862.
        Only for BCE-type losses (D's output is a logit). The thresholds are rules of thumb,
        set well past what healthy runs show: in the course's DCGAN runs on digits28 D wins
-       for a few hundred steps at the start, with D loss down to ~0.04 and a gap up to ~9
-       (notebook 08).
+       for a few hundred steps at the start, with a D loss far below log 4 and a logit gap of
+       several units, still clear of these thresholds (notebook 08 prints the values).
     3. **exploding loss** (divergence): ``|g_loss|`` or ``|d_loss|`` above both
        ``explode_floor`` (default 10 nats) and ``explode_factor`` (default 10) times the median
        of its absolute value over the history up to that row, for ``patience`` rows. A rule of
