@@ -437,6 +437,27 @@ def test_fid_sanity_checks(classifier, digits, sanity_features):
         metrics.fid(x_test, x_test[0], classifier)
 
 
+def test_digit_yardstick_measures_against_a_random_reference_with_its_floor_and_noise():
+    data = pytest.importorskip("course_lib.data")
+    yardstick = metrics.DigitYardstick(300)
+    drawn = data.digits28("test", n=600, shuffle=True).tensors[0]
+    assert torch.equal(yardstick.reference, drawn[:300]) and torch.equal(
+        yardstick.held_out, drawn[300:]
+    )
+    assert not torch.equal(
+        yardstick.reference, data.digits28("test", n=300).tensors[0]
+    )  # not the prefix
+    assert (
+        yardstick(yardstick.held_out) == yardstick.floor
+    )  # the floor is B scored like a generator
+    expected = metrics.fid(yardstick.held_out, yardstick.reference, yardstick.classifier)
+    assert yardstick.floor == pytest.approx(expected, rel=1e-9)
+    assert 0 < yardstick.floor < yardstick.noise / 20
+    assert "real vs real" in repr(yardstick) and f"{yardstick.floor:.1f}" in repr(yardstick)
+    with pytest.raises(ValueError, match=r"\bn\b"):
+        metrics.DigitYardstick(0)
+
+
 def test_kid_sanity_checks(classifier, digits, sanity_features):
     (x_other, _), (x_test, _) = digits
     f = sanity_features

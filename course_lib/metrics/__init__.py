@@ -6,6 +6,8 @@
 - :mod:`~course_lib.metrics.quality`: Inception Score, precision/recall, SSIM diversity.
 - :mod:`~course_lib.metrics.inception`: Inception-v3 features (torch-fidelity, network).
 - :mod:`~course_lib.metrics.coverage`: modes of a 2-D mixture, classes of generated digits.
+- :mod:`~course_lib.metrics.yardstick`: :class:`DigitYardstick`, the course's FID on digits28
+  with its real-vs-real floor and noise level.
 
 **FID and KID computed with the digit classifier's features are NOT comparable to published
 FID/KID numbers, which use Inception-v3 pool features on natural images; the same holds for the
@@ -41,11 +43,13 @@ from course_lib.metrics.quality import (
     precision_recall_from_features,
     ssim_diversity,
 )
+from course_lib.metrics.yardstick import DigitYardstick
 
 __all__ = [
     "WEIGHTS_FILE",
     "ClassCoverage",
     "DigitClassifier",
+    "DigitYardstick",
     "InceptionFeatures",
     "InceptionUnavailableError",
     "ModeCoverage",
