@@ -178,13 +178,25 @@ def run_dir(name: str, profile: Profile) -> Path:
     )
 
 
-def setup(seed: int = 0, deterministic: bool = False, verbose: bool = True) -> Profile:
+def setup(
+    seed: int = 0,
+    deterministic: bool = False,
+    verbose: bool = True,
+    cpu_threads: int | None = None,
+) -> Profile:
     """Seed everything, choose device and profile, print one line about them; return the profile.
 
-    The notebooks' setup cell: ``profile = runtime.setup(seed=0)``.
+    The notebooks' setup cell: ``profile = runtime.setup(seed=0, cpu_threads=2)``. On a CPU,
+    ``cpu_threads`` caps PyTorch's threads (``torch.set_num_threads``, at most the cores there
+    are): the course's models are small, so more threads gain little, and a fixed count keeps
+    wall times comparable between runs. ``None`` keeps PyTorch's default.
     """
+    if cpu_threads is not None and (not isinstance(cpu_threads, int) or cpu_threads < 1):
+        raise ValueError(f"cpu_threads must be a whole number >= 1 or None, got {cpu_threads!r}.")
     seed_everything(seed, deterministic=deterministic)
     profile = Profile(name=get_profile_name(), device=choose_device())
+    if cpu_threads is not None and profile.device.type == "cpu":
+        torch.set_num_threads(min(cpu_threads, os.cpu_count() or 1))
     if verbose:
         print(
             f"profile={profile.name}  device={profile.device}  seed={seed}  "

@@ -1,3 +1,4 @@
+import os
 import random
 
 import numpy as np
@@ -93,6 +94,22 @@ def test_setup_seeds_and_returns_profile(monkeypatch, capsys):
     assert torch.equal(torch.rand(3), first)
     assert profile.name == "smoke"
     assert "profile=smoke" in capsys.readouterr().out
+
+
+def test_setup_caps_cpu_threads_and_checks_the_argument(monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_PROFILE", "smoke")
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    before = torch.get_num_threads()
+    try:
+        runtime.setup(seed=0, cpu_threads=1)
+        assert torch.get_num_threads() == 1
+        runtime.setup(seed=0, cpu_threads=10_000)  # never more than the cores there are
+        assert torch.get_num_threads() == (os.cpu_count() or 1)
+        for bad in (0, 1.5, "2"):
+            with pytest.raises(ValueError, match="cpu_threads"):
+                runtime.setup(seed=0, cpu_threads=bad)
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_check_requirements_finds_nothing_wrong_in_the_course_environment():
