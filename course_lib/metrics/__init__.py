@@ -1,6 +1,7 @@
 """Sample-quality metrics: FID, KID, Inception Score, precision/recall, SSIM diversity, coverage.
 
-- :mod:`~course_lib.metrics.distances`: the Fréchet distance and the kernel MMD on features.
+- :mod:`~course_lib.metrics.distances`: the Fréchet distance and the kernel MMD on features, the
+  exact Wasserstein-1 distance between two small point clouds.
 - :mod:`~course_lib.metrics.features`: the shipped digit classifier (the offline feature
   extractor), :func:`extract_features`, image-level :func:`fid` and :func:`kid`.
 - :mod:`~course_lib.metrics.quality`: Inception Score, precision/recall, SSIM diversity.
@@ -22,6 +23,7 @@ from course_lib.metrics.distances import (
     frechet_distance,
     kid_from_features,
     mmd2_unbiased,
+    wasserstein1,
 )
 from course_lib.metrics.features import (
     WEIGHTS_FILE,
@@ -69,4 +71,5 @@ __all__ = [
     "precision_recall",
     "precision_recall_from_features",
     "ssim_diversity",
+    "wasserstein1",
 ]
