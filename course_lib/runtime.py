@@ -178,6 +178,18 @@ def run_dir(name: str, profile: Profile) -> Path:
     )
 
 
+def set_cpu_threads(n: int) -> int:
+    """Cap PyTorch's CPU threads at ``n`` (at most the cores there are); return the count set.
+
+    For a notebook whose sections want different counts, e.g. one thread for tiny MLPs (more
+    threads only add overhead) and two for a DCGAN's convolutions.
+    """
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be a whole number of threads >= 1, got {n!r}.")
+    torch.set_num_threads(min(n, os.cpu_count() or 1))
+    return torch.get_num_threads()
+
+
 def setup(
     seed: int = 0,
     deterministic: bool = False,
@@ -189,14 +201,16 @@ def setup(
     The notebooks' setup cell: ``profile = runtime.setup(seed=0, cpu_threads=2)``. On a CPU,
     ``cpu_threads`` caps PyTorch's threads (``torch.set_num_threads``, at most the cores there
     are): the course's models are small, so more threads gain little, and a fixed count keeps
-    wall times comparable between runs. ``None`` keeps PyTorch's default.
+    wall times comparable between runs (:func:`set_cpu_threads`). ``None`` keeps PyTorch's default.
     """
-    if cpu_threads is not None and (not isinstance(cpu_threads, int) or cpu_threads < 1):
+    if cpu_threads is not None and (
+        not isinstance(cpu_threads, int) or isinstance(cpu_threads, bool) or cpu_threads < 1
+    ):
         raise ValueError(f"cpu_threads must be a whole number >= 1 or None, got {cpu_threads!r}.")
     seed_everything(seed, deterministic=deterministic)
     profile = Profile(name=get_profile_name(), device=choose_device())
     if cpu_threads is not None and profile.device.type == "cpu":
-        torch.set_num_threads(min(cpu_threads, os.cpu_count() or 1))
+        set_cpu_threads(cpu_threads)
     if verbose:
         print(
             f"profile={profile.name}  device={profile.device}  seed={seed}  "

@@ -283,6 +283,56 @@ def test_two_worker_processes_share_one_study_then_it_resumes_here(tmp_path):
     assert search.run_trials(study, objective, finished + 1) == finished + 1
 
 
+def test_ring_search_in_spawned_processes_gives_the_same_studies_as_in_this_one(tmp_path):
+    """09 runs its searches two at a time in fresh processes: each must equal the same search
+    run here (seeded sampler, pruner and training), and a second call must train nothing."""
+    import concurrent.futures
+    import multiprocessing
+
+    options = dict(n_trials=4, steps=8, n_reports=2, n_startup_trials=2)
+    jobs = [("tpe", 0), ("random", 1)]
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=2, mp_context=spawn) as pool:
+        futures = [
+            pool.submit(
+                search.ring_search,
+                f"{s}{seed}",
+                str(tmp_path / "pool"),
+                sampler=s,
+                seed=seed,
+                pruner=search.make_pruner("median", n_startup_trials=2),
+                **options,
+            )
+            for s, seed in jobs
+        ]
+        assert [f.result(timeout=300) for f in futures] == ["tpe0", "random1"]
+    for s, seed in jobs:
+        search.ring_search(
+            f"{s}{seed}",
+            str(tmp_path / "here"),
+            sampler=s,
+            seed=seed,
+            pruner=search.make_pruner("median", n_startup_trials=2),
+            **options,
+        )
+        pooled, here = (
+            search.create_study(f"{s}{seed}", tmp_path / d, direction="maximize")
+            for d in ("pool", "here")
+        )
+        assert len(pooled.trials) == len(here.trials) == 4
+        for a, b in zip(pooled.trials, here.trials, strict=True):
+            assert (a.params, a.state, a.value, a.intermediate_values) == (
+                b.params,
+                b.state,
+                b.value,
+                b.intermediate_values,
+            )
+        before = [t.datetime_complete for t in here.trials]
+        search.ring_search(f"{s}{seed}", str(tmp_path / "here"), sampler=s, seed=seed, **options)
+        again = search.create_study(f"{s}{seed}", tmp_path / "here", direction="maximize")
+        assert [t.datetime_complete for t in again.trials] == before  # nothing trained again
+
+
 def test_workers_started_at_the_same_moment_on_a_new_study_file_all_join_it(tmp_path):
     """Optuna's join-or-create races when processes open a new sqlite file together (two
     create the tables: "table studies already exists"); course_lib serializes the creation."""

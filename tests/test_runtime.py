@@ -112,6 +112,18 @@ def test_setup_caps_cpu_threads_and_checks_the_argument(monkeypatch, capsys):
         torch.set_num_threads(before)
 
 
+def test_set_cpu_threads_caps_at_the_cores_and_checks_the_argument():
+    before = torch.get_num_threads()
+    try:
+        assert runtime.set_cpu_threads(1) == 1 == torch.get_num_threads()
+        assert runtime.set_cpu_threads(10_000) == (os.cpu_count() or 1)
+        for bad in (0, 1.5, "2", True):
+            with pytest.raises(ValueError, match="whole number of threads"):
+                runtime.set_cpu_threads(bad)
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_check_requirements_finds_nothing_wrong_in_the_course_environment():
     assert runtime.check_requirements() == []
 

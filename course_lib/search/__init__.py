@@ -50,6 +50,7 @@ from course_lib.search.objectives import (
     RING_STD,
     coverage_score,
     ring_objective,
+    ring_search,
     train_with_pruning,
 )
 from course_lib.search.summaries import (
@@ -85,6 +86,7 @@ __all__ = [
     "plot_importances",
     "plot_intermediate",
     "ring_objective",
+    "ring_search",
     "run_trials",
     "storage_url",
     "suggest",

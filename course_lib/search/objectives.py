@@ -4,6 +4,7 @@ coverage, and the command-line worker ``python -m course_lib.search``."""
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -142,7 +143,33 @@ def ring_objective(
     )
 
 
-# ---------------------------------------------------------------------------- worker CLI
+# ------------------------------------------- workers: another process, or the command line
+
+
+def ring_search(
+    name: str,
+    storage_dir: str,
+    *,
+    n_trials: int,
+    steps: int = 600,
+    n_reports: int = 4,
+    seed: int = 0,
+    **study_options: Any,
+) -> str:
+    """Run one ring search until ``storage_dir/name.db`` holds ``n_trials`` finished trials.
+
+    Opens the study with ``create_study(name, storage_dir, direction="maximize", seed=seed,
+    **study_options)`` (sampler, grid, pruner, ...) and runs :func:`ring_objective` trials
+    (``steps``, ``n_reports``, ``seed``) on one CPU thread. A plain module-level function, so that
+    ``concurrent.futures.ProcessPoolExecutor`` can run several searches at once, one per core
+    (notebook 09, section 3); each search is seeded, so the result is the same in any process.
+    Load the finished study with :func:`create_study` afterwards. Returns ``name``.
+    """
+    torch.set_num_threads(1)  # tiny MLPs: one thread each, so parallel searches do not compete
+    study = create_study(name, storage_dir, direction="maximize", seed=seed, **study_options)
+    objective = functools.partial(ring_objective, steps=steps, n_reports=n_reports, seed=seed)
+    run_trials(study, objective, n_trials)
+    return name
 
 
 def main(argv: Sequence[str] | None = None) -> int:
