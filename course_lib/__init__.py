@@ -22,4 +22,4 @@ runs at import time):
   the families share (argument checks, atomic writes, seeds, eval mode).
 """
 
-__version__ = "0.5.0"
+__version__ = "0.6.0"
