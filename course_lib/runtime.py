@@ -178,14 +178,18 @@ def run_dir(name: str, profile: Profile) -> Path:
     )
 
 
+def _check_thread_count(name: str, n: object) -> None:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"{name} must be a whole number of threads >= 1, got {n!r}.")
+
+
 def set_cpu_threads(n: int) -> int:
     """Cap PyTorch's CPU threads at ``n`` (at most the cores there are); return the count set.
 
     For a notebook whose sections want different counts, e.g. one thread for tiny MLPs (more
     threads only add overhead) and two for a DCGAN's convolutions.
     """
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"n must be a whole number of threads >= 1, got {n!r}.")
+    _check_thread_count("n", n)
     torch.set_num_threads(min(n, os.cpu_count() or 1))
     return torch.get_num_threads()
 
@@ -203,10 +207,8 @@ def setup(
     are): the course's models are small, so more threads gain little, and a fixed count keeps
     wall times comparable between runs (:func:`set_cpu_threads`). ``None`` keeps PyTorch's default.
     """
-    if cpu_threads is not None and (
-        not isinstance(cpu_threads, int) or isinstance(cpu_threads, bool) or cpu_threads < 1
-    ):
-        raise ValueError(f"cpu_threads must be a whole number >= 1 or None, got {cpu_threads!r}.")
+    if cpu_threads is not None:
+        _check_thread_count("cpu_threads", cpu_threads)  # before anything else happens
     seed_everything(seed, deterministic=deterministic)
     profile = Profile(name=get_profile_name(), device=choose_device())
     if cpu_threads is not None and profile.device.type == "cpu":

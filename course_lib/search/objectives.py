@@ -4,7 +4,6 @@ coverage, and the command-line worker ``python -m course_lib.search``."""
 from __future__ import annotations
 
 import argparse
-import functools
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -17,7 +16,14 @@ from optuna.trial import Trial
 from course_lib import data, metrics, train
 from course_lib._checks import check_int
 from course_lib.gan import GANTrainer, models
-from course_lib.search.hpo import SAMPLERS, SearchSpace, create_study, run_trials, suggest
+from course_lib.search.hpo import (
+    SAMPLERS,
+    SearchSpace,
+    count_finished,
+    create_study,
+    run_trials,
+    suggest,
+)
 
 RING_SPACE: dict[str, tuple[Any, ...]] = {
     "lr_g": ("log", 1e-5, 1e-2),
@@ -154,20 +160,29 @@ def ring_search(
     steps: int = 600,
     n_reports: int = 4,
     seed: int = 0,
+    worker: int = 0,
     **study_options: Any,
 ) -> str:
     """Run one ring search until ``storage_dir/name.db`` holds ``n_trials`` finished trials.
 
     Opens the study with ``create_study(name, storage_dir, direction="maximize", seed=seed,
-    **study_options)`` (sampler, grid, pruner, ...) and runs :func:`ring_objective` trials
-    (``steps``, ``n_reports``, ``seed``) on one CPU thread. A plain module-level function, so that
-    ``concurrent.futures.ProcessPoolExecutor`` can run several searches at once, one per core
-    (notebook 09, section 3); each search is seeded, so the result is the same in any process.
-    Load the finished study with :func:`create_study` afterwards. Returns ``name``.
+    worker=worker, **study_options)`` (sampler, grid, pruner, ...) and runs
+    :func:`ring_objective` trials (``steps``, ``n_reports``, ``seed``) on one CPU thread; each
+    trial records ``worker`` in ``trial.user_attrs["worker"]``. A plain module-level function, so
+    that ``concurrent.futures.ProcessPoolExecutor`` can run several searches at once, one per
+    core (notebook 09, section 3), and the command-line worker (:func:`main`) is this function
+    with arguments; each search is seeded, so the result is the same in any process. Load the
+    finished study with :func:`create_study` afterwards. Returns ``name``.
     """
     torch.set_num_threads(1)  # tiny MLPs: one thread each, so parallel searches do not compete
-    study = create_study(name, storage_dir, direction="maximize", seed=seed, **study_options)
-    objective = functools.partial(ring_objective, steps=steps, n_reports=n_reports, seed=seed)
+    study = create_study(
+        name, storage_dir, direction="maximize", seed=seed, worker=worker, **study_options
+    )
+
+    def objective(trial: Trial) -> float:
+        trial.set_user_attr("worker", worker)
+        return ring_objective(trial, steps=steps, n_reports=n_reports, seed=seed)
+
     run_trials(study, objective, n_trials)
     return name
 
@@ -190,21 +205,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--n-reports", type=int, default=4)
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)  # tiny MLPs: one thread each, so parallel workers do not compete
-    study = create_study(
+    ring_search(
         args.study,
         args.storage_dir,
-        direction="maximize",
-        sampler=args.sampler,
+        n_trials=args.n_trials,
+        steps=args.steps,
+        n_reports=args.n_reports,
         seed=args.seed,
         worker=args.worker,
+        sampler=args.sampler,
     )
-
-    def objective(trial: Trial) -> float:
-        trial.set_user_attr("worker", args.worker)
-        return ring_objective(trial, steps=args.steps, n_reports=args.n_reports, seed=args.seed)
-
-    total = run_trials(study, objective, args.n_trials)
+    study = create_study(args.study, args.storage_dir, direction="maximize")
+    total = count_finished(study)
     mine = sum(t.user_attrs.get("worker") == args.worker for t in study.get_trials(deepcopy=False))
     print(f"worker {args.worker}: ran {mine} trials; study {args.study!r} has {total} finished")
     return 0
